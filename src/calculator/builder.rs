@@ -1,0 +1,119 @@
+use std::fmt;
+use std::sync::Arc;
+
+use super::MetricsCalculator;
+use crate::clock::{Clock, SystemClock};
+use crate::error::Error;
+use crate::schedule::{CompositeScheduler, CompositeScope, Never, SchedulerEnv};
+use crate::score::ScoreWeights;
+use crate::sink::{MemorySink, MetricSink};
+use crate::state::{MemoryState, StateBackend};
+
+/// Configures a [`MetricsCalculator`]. Everything has a default: a fresh
+/// [`MemoryState`] on the calculator's clock, a [`MemorySink`], the
+/// [`SystemClock`], the [`Never`] scheduler, the default [`ScoreWeights`],
+/// and [`CompositeScope::Global`].
+///
+/// ```
+/// use composite_metrics::{EventBased, MetricsCalculator};
+/// let calc = MetricsCalculator::builder().scheduler(EventBased::every(100)).build()?;
+/// assert_eq!(calc.scheduler_name(), "event-based");
+/// # Ok::<(), composite_metrics::Error>(())
+/// ```
+pub struct Builder<S> {
+    scheduler: S,
+    state: Option<Arc<dyn StateBackend>>,
+    sink: Option<Arc<dyn MetricSink>>,
+    clock: Option<Arc<dyn Clock>>,
+    weights: ScoreWeights,
+    scope: CompositeScope,
+}
+
+impl<S: fmt::Debug> fmt::Debug for Builder<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Builder")
+            .field("scheduler", &self.scheduler)
+            .field("state", &self.state)
+            .field("sink", &self.sink)
+            .field("clock", &self.clock)
+            .field("weights", &self.weights)
+            .field("scope", &self.scope)
+            .finish()
+    }
+}
+
+impl Builder<Never> {
+    pub(crate) fn new() -> Self {
+        Self {
+            scheduler: Never,
+            state: None,
+            sink: None,
+            clock: None,
+            weights: ScoreWeights::default(),
+            scope: CompositeScope::Global,
+        }
+    }
+}
+
+impl<S: CompositeScheduler> Builder<S> {
+    /// The scheduling strategy.
+    pub fn scheduler<T: CompositeScheduler>(self, scheduler: T) -> Builder<T> {
+        Builder {
+            scheduler,
+            state: self.state,
+            sink: self.sink,
+            clock: self.clock,
+            weights: self.weights,
+            scope: self.scope,
+        }
+    }
+
+    /// The state backend; share one (a clone of a [`MemoryState`], a Redis
+    /// state) between the calculators of all workers.
+    pub fn state(mut self, state: impl StateBackend + 'static) -> Self {
+        self.state = Some(Arc::new(state));
+        self
+    }
+
+    /// Where metrics are recorded.
+    pub fn sink(mut self, sink: impl MetricSink + 'static) -> Self {
+        self.sink = Some(Arc::new(sink));
+        self
+    }
+
+    /// The clock every time-dependent rule reads.
+    pub fn clock(mut self, clock: impl Clock) -> Self {
+        self.clock = Some(Arc::new(clock));
+        self
+    }
+
+    /// The score weights (validated by [`build`](Self::build)).
+    pub fn weights(mut self, weights: ScoreWeights) -> Self {
+        self.weights = weights;
+        self
+    }
+
+    /// Global (default) or per-session composite.
+    pub fn scope(mut self, scope: CompositeScope) -> Self {
+        self.scope = scope;
+        self
+    }
+
+    /// Builds the calculator, validating the weights and attaching the
+    /// scheduler (which starts a background thread for [`Background`](crate::Background)).
+    pub fn build(self) -> Result<MetricsCalculator<S>, Error> {
+        let weights = self.weights.validated()?;
+        let clock = self.clock.unwrap_or_else(|| Arc::new(SystemClock));
+        let state = match self.state {
+            Some(s) => s,
+            None => Arc::new(MemoryState::with_clock(Arc::clone(&clock))),
+        };
+        let sink = self
+            .sink
+            .unwrap_or_else(|| Arc::new(MemorySink::new()) as Arc<dyn MetricSink>);
+        let env = SchedulerEnv::new(state, sink, clock, weights, self.scope);
+        let mut scheduler = self.scheduler;
+        scheduler.attach(&env)?;
+        Ok(MetricsCalculator::from_parts(env, scheduler))
+    }
+}

@@ -1,0 +1,70 @@
+//! Per-event metrics from an [`Observation`].
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::event::{Event, EventType};
+use crate::metric::{names, Category, Metric};
+use crate::state::Observation;
+
+/// Appends the metrics one event produced.
+pub(crate) fn push_metrics(event: &Event, obs: &Observation, at: Duration, out: &mut Vec<Metric>) {
+    let plain = |name, value| Metric::new(Category::Tools, name, value, at);
+    if let Some(l) = obs.latency {
+        out.extend([
+            plain(names::TOOL_LATENCY_P50, l.p50),
+            plain(names::TOOL_LATENCY_P95, l.p95),
+            plain(names::TOOL_LATENCY_P99, l.p99),
+            plain(names::TOOL_LATENCY_AVG, l.avg),
+        ]);
+    }
+    if let Some(tool) = &event.tool_name {
+        let tool_metric = |name, value| plain(name, value).with_tool(Arc::clone(tool));
+        if let Some(rate) = obs.tool_success_rate {
+            out.push(tool_metric(names::TOOL_SUCCESS_RATE, rate));
+        }
+        if let Some(freq) = obs.tool_frequency {
+            out.push(tool_metric(names::TOOL_FREQUENCY, freq));
+        }
+    }
+    if let Some(rate) = obs.overall_success_rate {
+        out.push(plain(names::OVERALL_SUCCESS_RATE, rate));
+    }
+    let session = |name, value| {
+        Metric::new(Category::Session, name, value, at).with_session(Arc::clone(&event.session_id))
+    };
+    if let Some(rate) = obs.acceptance_rate {
+        out.push(Metric::new(Category::Session, names::ACCEPTANCE_RATE, rate, at));
+        out.push(Metric::new(
+            Category::Session,
+            names::REJECTION_RATE,
+            100.0 - rate,
+            at,
+        ));
+    }
+    if event.event_type == EventType::UserPrompt {
+        if let Some(len) = event.payload.prompt_length {
+            out.push(session(names::PROMPT_LENGTH, len as f64));
+        }
+    }
+    if let Some(prompts) = obs.prompts_in_session {
+        out.push(session(names::PROMPTS_PER_SESSION, prompts as f64));
+    }
+    if let Some(end) = obs.session_end {
+        let secs = end.duration.as_secs_f64();
+        out.push(session(names::SESSION_DURATION, secs));
+        if secs > 0.0 {
+            out.push(session(
+                names::TOOLS_PER_MINUTE,
+                end.tool_runs as f64 * 60.0 / secs,
+            ));
+        }
+        out.push(session(names::PROMPTS_PER_SESSION, end.prompts as f64));
+    }
+    out.push(Metric::new(
+        Category::Realtime,
+        names::EVENTS_PER_SECOND,
+        obs.events_per_second,
+        at,
+    ));
+}

@@ -1,0 +1,281 @@
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::emit::push_metrics;
+use super::{Builder, Stats};
+use crate::clock::Clock;
+use crate::error::{BackendError, Error};
+use crate::event::Event;
+use crate::metric::Metric;
+use crate::schedule::{
+    CompositeScheduler, CompositeScope, Decision, EventContext, Never, SchedulerEnv, Ticket,
+};
+use crate::state::{Observation, Scope, StateBackend};
+
+/// Derives metrics from events and computes the composite when its
+/// scheduler says so.
+///
+/// One calculator serves one worker (`process` takes `&mut self`, so the
+/// scheduler's per-event state stays local); workers share a backend by
+/// giving each calculator a clone of the same state.
+///
+/// # Example
+///
+/// ```
+/// use composite_metrics::{Event, EventBased, MetricsCalculator};
+///
+/// let mut calc = MetricsCalculator::builder().scheduler(EventBased::every(2)).build()?;
+/// calc.process(&Event::tool_use("s1", "bash").with_duration_ms(120.0).with_success(true))?;
+/// calc.process(&Event::new(composite_metrics::EventType::FileEdit, "s1").with_accepted(true))?;
+/// let metrics = calc.process(&Event::tool_use("s1", "grep").with_success(false))?;
+/// // Third event: no composite (every 2nd event). Fourth event: composite.
+/// assert!(metrics.iter().all(|m| m.name != "productivity_score"));
+/// let metrics = calc.process(&Event::tool_use("s1", "grep").with_success(true))?;
+/// let score = metrics.iter().find(|m| m.name == "productivity_score").unwrap();
+/// // S = 66.7 %, A = 100 %: 50 + 0.25*66.7 - 0.15*33.3 + 0.10*100 = 71.67
+/// assert!((score.value - 71.666).abs() < 0.01);
+/// assert_eq!(calc.stats().events, 4);
+/// # Ok::<(), composite_metrics::Error>(())
+/// ```
+pub struct MetricsCalculator<S = Box<dyn CompositeScheduler>> {
+    env: SchedulerEnv,
+    scheduler: S,
+    stats: Stats,
+    observations: Vec<Observation>,
+}
+
+impl<S: fmt::Debug> fmt::Debug for MetricsCalculator<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MetricsCalculator")
+            .field("env", &self.env)
+            .field("scheduler", &self.scheduler)
+            .field("stats", &self.stats)
+            .finish_non_exhaustive()
+    }
+}
+
+impl MetricsCalculator {
+    /// Starts configuring a calculator (defaults: see [`Builder`]).
+    pub fn builder() -> Builder<Never> {
+        Builder::new()
+    }
+}
+
+impl<S: CompositeScheduler> MetricsCalculator<S> {
+    pub(crate) fn from_parts(env: SchedulerEnv, scheduler: S) -> Self {
+        Self {
+            env,
+            scheduler,
+            stats: Stats::default(),
+            observations: Vec::new(),
+        }
+    }
+
+    /// Records one event and returns its metrics, plus the composite when the
+    /// scheduler fires. The metrics are also recorded to the sink.
+    ///
+    /// An invalid event is rejected with [`Error::Event`] and changes nothing;
+    /// a backend failure returns [`Error::Backend`] and the event is not
+    /// recorded. A failure of the composite, of coordination or of the sink
+    /// does not fail the event: it is counted in [`stats`](Self::stats).
+    pub fn process(&mut self, event: &Event) -> Result<Vec<Metric>, Error> {
+        let mut out = Vec::with_capacity(8);
+        self.process_into(event, &mut out)?;
+        Ok(out)
+    }
+
+    /// Like [`process`](Self::process), appending to a buffer the caller reuses.
+    pub fn process_into(&mut self, event: &Event, out: &mut Vec<Metric>) -> Result<(), Error> {
+        if let Err(e) = event.validate() {
+            self.stats.rejected += 1;
+            return Err(e.into());
+        }
+        let now = self.env.clock().now();
+        let observation = match self.env.backend().record(event, now) {
+            Ok(o) => o,
+            Err(e) => return Err(self.backend_failure(e, 1)),
+        };
+        self.stats.events += 1;
+        let start = out.len();
+        push_metrics(event, &observation, now, out);
+        if let Some(ticket) = self.decide(event, now) {
+            self.compute(event, now, ticket, out);
+        }
+        self.record(&out[start..]);
+        Ok(())
+    }
+
+    /// Parses one JSON line and processes it; a parse error counts as a
+    /// rejected event.
+    pub fn process_json(&mut self, line: &str) -> Result<Vec<Metric>, Error> {
+        match Event::from_json(line) {
+            Ok(event) => self.process(&event),
+            Err(e) => {
+                self.stats.rejected += 1;
+                Err(e.into())
+            }
+        }
+    }
+
+    /// Records many events in one backend operation, all or none, and returns
+    /// their metrics in order.
+    ///
+    /// The scheduler sees every event; if it fires once or more within the
+    /// batch, the composite is computed once, after the whole batch (every
+    /// calculation would read the same state).
+    pub fn process_batch(&mut self, events: &[Event]) -> Result<Vec<Metric>, Error> {
+        for (index, event) in events.iter().enumerate() {
+            if let Err(source) = event.validate() {
+                self.stats.rejected += events.len() as u64;
+                return Err(Error::BatchEvent { index, source });
+            }
+        }
+        let now = self.env.clock().now();
+        let mut observations = std::mem::take(&mut self.observations);
+        observations.clear();
+        if let Err(e) = self.env.backend().record_batch(events, now, &mut observations) {
+            self.observations = observations;
+            return Err(self.backend_failure(e, events.len()));
+        }
+        self.stats.events += events.len() as u64;
+        let mut out = Vec::with_capacity(events.len() * 6);
+        let mut first: Option<(&Event, Ticket)> = None;
+        for (event, observation) in events.iter().zip(&observations) {
+            push_metrics(event, observation, now, &mut out);
+            if let Some(ticket) = self.decide(event, now) {
+                match first {
+                    None => first = Some((event, ticket)),
+                    // Coalesced into the batch's one calculation.
+                    Some(_) => self.finish(event, now, ticket),
+                }
+            }
+        }
+        self.observations = observations;
+        if let Some((event, ticket)) = first {
+            self.compute(event, now, ticket, &mut out);
+        }
+        self.record(&out);
+        Ok(out)
+    }
+
+    /// Computes the composite now, whatever the scheduler says, and records it.
+    /// `None` when there is no data to score.
+    pub fn compute_now(&mut self, session: Option<&Arc<str>>) -> Result<Option<Metric>, Error> {
+        let scope = session.map_or(Scope::Global, |id| Scope::Session(id));
+        match self.env.composite(scope, session) {
+            Ok(metric) => {
+                self.stats.composites += 1;
+                if let Some(m) = &metric {
+                    self.record(std::slice::from_ref(m));
+                }
+                Ok(metric)
+            }
+            Err(e) => {
+                self.stats.composite_errors += 1;
+                Err(e.into())
+            }
+        }
+    }
+
+    /// What the calculator and its scheduler have done.
+    pub fn stats(&self) -> Stats {
+        let s = self.scheduler.stats();
+        Stats {
+            composites: self.stats.composites + s.composites,
+            composite_errors: self.stats.composite_errors + s.errors + s.panics,
+            ..self.stats
+        }
+    }
+
+    /// The scheduler.
+    pub fn scheduler(&self) -> &S {
+        &self.scheduler
+    }
+
+    /// The scheduler's name.
+    pub fn scheduler_name(&self) -> &'static str {
+        self.scheduler.name()
+    }
+
+    /// The shared backend.
+    pub fn state(&self) -> &Arc<dyn StateBackend> {
+        self.env.backend()
+    }
+
+    /// The clock.
+    pub fn clock(&self) -> &Arc<dyn Clock> {
+        self.env.clock()
+    }
+
+    /// Stops the scheduler's background work, if any; returns promptly.
+    /// Dropping the calculator does the same.
+    pub fn shutdown(&mut self) {
+        self.scheduler.shutdown();
+    }
+
+    fn backend_failure(&mut self, e: BackendError, events: usize) -> Error {
+        if matches!(e, BackendError::CapacityExceeded { .. }) {
+            self.stats.rejected += events as u64;
+        } else {
+            self.stats.backend_errors += 1;
+        }
+        e.into()
+    }
+
+    fn context<'a>(env: &'a SchedulerEnv, event: &'a Event, now: Duration) -> EventContext<'a> {
+        EventContext {
+            now,
+            session: &event.session_id,
+            scope: env.scope(),
+            backend: &**env.backend(),
+        }
+    }
+
+    fn decide(&mut self, event: &Event, now: Duration) -> Option<Ticket> {
+        let ctx = Self::context(&self.env, event, now);
+        match self.scheduler.on_event(&ctx) {
+            Ok(Decision::Skip) => None,
+            Ok(Decision::Compute(ticket)) => Some(ticket),
+            Err(e) => {
+                self.stats.coordination_errors += 1;
+                log::warn!("composite scheduling failed, skipped: {e}");
+                None
+            }
+        }
+    }
+
+    fn compute(&mut self, event: &Event, now: Duration, ticket: Ticket, out: &mut Vec<Metric>) {
+        let ctx = Self::context(&self.env, event, now);
+        let session = (ctx.scope == CompositeScope::PerSession).then_some(&event.session_id);
+        match self.env.composite(ctx.state_scope(), session) {
+            Ok(metric) => {
+                self.stats.composites += 1;
+                out.extend(metric);
+            }
+            Err(e) => {
+                self.stats.composite_errors += 1;
+                log::warn!("composite calculation failed: {e}");
+            }
+        }
+        self.finish(event, now, ticket);
+    }
+
+    fn finish(&mut self, event: &Event, now: Duration, ticket: Ticket) {
+        let ctx = Self::context(&self.env, event, now);
+        if let Err(e) = self.scheduler.on_computed(&ctx, ticket) {
+            self.stats.coordination_errors += 1;
+            log::warn!("releasing the composite lock failed: {e}");
+        }
+    }
+
+    fn record(&mut self, metrics: &[Metric]) {
+        if metrics.is_empty() {
+            return;
+        }
+        if let Err(e) = self.env.record(metrics) {
+            self.stats.sink_errors += 1;
+            log::warn!("{e}");
+        }
+    }
+}

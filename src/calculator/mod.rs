@@ -1,0 +1,10 @@
+//! The calculator hosts embed: events in, metrics out, composite on schedule.
+
+mod builder;
+mod metrics_calculator;
+mod emit;
+mod stats;
+
+pub use self::builder::Builder;
+pub use self::metrics_calculator::MetricsCalculator;
+pub use self::stats::Stats;

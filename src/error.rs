@@ -1,0 +1,171 @@
+//! Error types. Every fallible operation names what was wrong; nothing panics.
+
+use std::time::Duration;
+
+use thiserror::Error;
+
+/// An event that could not be parsed or validated. The event was not recorded.
+#[derive(Debug, Clone, PartialEq, Error)]
+#[non_exhaustive]
+pub enum EventError {
+    /// The input is not one well-formed JSON object.
+    #[error("malformed JSON at line {line}, column {column}: {message}")]
+    Malformed {
+        /// 1-based line of the fault.
+        line: usize,
+        /// 1-based column of the fault.
+        column: usize,
+        /// What the JSON parser reported.
+        message: String,
+    },
+    /// A required field is absent.
+    #[error("missing field `{field}`")]
+    MissingField {
+        /// The field's name.
+        field: &'static str,
+    },
+    /// A field holds a value of the wrong type or form.
+    #[error("field `{field}`: {reason}")]
+    InvalidField {
+        /// The field's name (`payload.success` for nested fields).
+        field: &'static str,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A string field is longer than its limit.
+    #[error("field `{field}` is {len} bytes long; the limit is {max} bytes")]
+    TooLong {
+        /// The field's name.
+        field: &'static str,
+        /// Its length in bytes.
+        len: usize,
+        /// The limit in bytes.
+        max: usize,
+    },
+    /// A number field is negative, NaN or infinite.
+    #[error("field `{field}` must be a finite, non-negative number, got {value}")]
+    InvalidNumber {
+        /// The field's name.
+        field: &'static str,
+        /// The rejected value.
+        value: f64,
+    },
+}
+
+/// A configuration that cannot work, rejected at construction.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// A parameter must be greater than zero.
+    #[error("`{field}` must be greater than zero")]
+    Zero {
+        /// The parameter's name.
+        field: &'static str,
+    },
+    /// Two parameters are in the wrong order.
+    #[error("`{lower}` ({lower_value:?}) must not exceed `{upper}` ({upper_value:?})")]
+    Order {
+        /// The parameter that must be the smaller one.
+        lower: &'static str,
+        /// Its value.
+        lower_value: Duration,
+        /// The parameter that must be the larger one.
+        upper: &'static str,
+        /// Its value.
+        upper_value: Duration,
+    },
+    /// A parameter is out of its documented range.
+    #[error("`{field}`: {reason}")]
+    OutOfRange {
+        /// The parameter's name.
+        field: &'static str,
+        /// The allowed range.
+        reason: &'static str,
+    },
+}
+
+/// A state backend could not carry out an operation. What it concerned was not recorded.
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum BackendError {
+    /// A bounded table is full; the event was rejected rather than silently dropped.
+    #[error("capacity exceeded: more than {limit} distinct {what}")]
+    CapacityExceeded {
+        /// What the table holds.
+        what: &'static str,
+        /// Its limit.
+        limit: usize,
+    },
+    /// The backend did not answer within its timeout.
+    #[error("backend operation `{op}` timed out")]
+    Timeout {
+        /// The operation.
+        op: &'static str,
+    },
+    /// The backend could not be reached.
+    #[error("backend connection failed during `{op}`: {source}")]
+    Connection {
+        /// The operation.
+        op: &'static str,
+        /// The underlying error.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// The backend answered with an error or an unexpected reply.
+    #[error("backend error during `{op}`: {source}")]
+    Other {
+        /// The operation.
+        op: &'static str,
+        /// The underlying error.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+}
+
+/// A metric sink could not record a batch of metrics.
+#[derive(Debug, Error)]
+#[error("sink `{sink}` failed: {source}")]
+pub struct SinkError {
+    /// The sink's name.
+    pub sink: &'static str,
+    /// The underlying error.
+    #[source]
+    pub source: Box<dyn std::error::Error + Send + Sync>,
+}
+
+impl SinkError {
+    /// A sink error with a plain message.
+    pub fn new(sink: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            sink,
+            source: message.into().into(),
+        }
+    }
+}
+
+/// Any error of this crate.
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The event was rejected; state is unchanged.
+    #[error("rejected event: {0}")]
+    Event(#[from] EventError),
+    /// An event of a batch was rejected; nothing of the batch was recorded.
+    #[error("rejected event at index {index} of the batch: {source}")]
+    BatchEvent {
+        /// Its position in the batch.
+        index: usize,
+        /// What was wrong with it.
+        #[source]
+        source: EventError,
+    },
+    /// A configuration was rejected.
+    #[error("invalid configuration: {0}")]
+    Config(#[from] ConfigError),
+    /// The state backend failed.
+    #[error(transparent)]
+    Backend(#[from] BackendError),
+    /// The background thread could not be started.
+    #[error("could not start the background scheduler thread: {0}")]
+    Spawn(#[source] std::io::Error),
+}

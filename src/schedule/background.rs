@@ -1,0 +1,412 @@
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use super::{
+    CompositeScheduler, CompositeScope, Decision, EventContext, SchedulerEnv, SchedulerStats,
+};
+use crate::clock::Wake;
+use crate::error::{BackendError, ConfigError, Error};
+use crate::state::{LockOutcome, LockToken, Scope};
+
+/// Parameters of [`Background`].
+///
+/// # Default
+///
+/// `interval` 30 s, no jitter, not coordinated, `lease` 5 s.
+///
+/// ```
+/// use std::time::Duration;
+/// use composite_metrics::BackgroundConfig;
+///
+/// let config = BackgroundConfig::default()
+///     .with_interval(Duration::from_secs(10))
+///     .with_jitter(Duration::from_secs(1))
+///     .with_coordination(true);
+/// assert!(config.validate().is_ok());
+/// assert!(config.with_jitter(Duration::from_secs(20)).validate().is_err());
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BackgroundConfig {
+    interval: Duration,
+    jitter: Duration,
+    coordinated: bool,
+    lease: Duration,
+}
+
+impl Default for BackgroundConfig {
+    fn default() -> Self {
+        Self {
+            interval: Duration::from_secs(30),
+            jitter: Duration::ZERO,
+            coordinated: false,
+            lease: Duration::from_secs(5),
+        }
+    }
+}
+
+impl BackgroundConfig {
+    /// Time between runs.
+    pub fn with_interval(mut self, d: Duration) -> Self {
+        self.interval = d;
+        self
+    }
+
+    /// Each run is delayed by a random amount below `jitter` (less than half
+    /// the interval), so processes started together spread out.
+    pub fn with_jitter(mut self, d: Duration) -> Self {
+        self.jitter = d;
+        self
+    }
+
+    /// Coordinate through the backend's lock and marker, so N calculators
+    /// sharing a backend compute about once per interval in all, not N times.
+    pub fn with_coordination(mut self, on: bool) -> Self {
+        self.coordinated = on;
+        self
+    }
+
+    /// Lease of the coordination lock.
+    pub fn with_lease(mut self, d: Duration) -> Self {
+        self.lease = d;
+        self
+    }
+
+    /// Every duration multiplied by `factor`.
+    pub fn scaled(self, factor: f64) -> Self {
+        Self {
+            interval: self.interval.mul_f64(factor),
+            jitter: self.jitter.mul_f64(factor),
+            lease: self.lease.mul_f64(factor),
+            coordinated: self.coordinated,
+        }
+    }
+
+    /// Time between runs.
+    pub fn interval(&self) -> Duration {
+        self.interval
+    }
+
+    /// The jitter bound.
+    pub fn jitter(&self) -> Duration {
+        self.jitter
+    }
+
+    /// Whether runs are coordinated across calculators.
+    pub fn coordinated(&self) -> bool {
+        self.coordinated
+    }
+
+    /// The coordination lease.
+    pub fn lease(&self) -> Duration {
+        self.lease
+    }
+
+    /// The marker age below which a coordinated run yields to another's:
+    /// nine tenths of the interval, so each interval's first run wins.
+    pub fn min_interval(&self) -> Duration {
+        self.interval.mul_f64(0.9)
+    }
+
+    /// Rejects a zero interval or lease, jitter of half the interval or more,
+    /// and a lease longer than the interval.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.interval.as_millis() == 0 {
+            return Err(ConfigError::OutOfRange {
+                field: "interval",
+                reason: "must be at least one millisecond",
+            });
+        }
+        if self.lease.as_millis() == 0 {
+            return Err(ConfigError::OutOfRange {
+                field: "lease",
+                reason: "must be at least one millisecond",
+            });
+        }
+        if self.jitter * 2 >= self.interval {
+            return Err(ConfigError::OutOfRange {
+                field: "jitter",
+                reason: "must be less than half the interval",
+            });
+        }
+        if self.lease > self.min_interval() {
+            return Err(ConfigError::Order {
+                lower: "lease",
+                lower_value: self.lease,
+                upper: "interval * 0.9",
+                upper_value: self.min_interval(),
+            });
+        }
+        Ok(())
+    }
+}
+
+/// Recomputes the composite on its own thread every interval; the event path
+/// does no work at all.
+///
+/// Missed ticks (the thread woke late) are skipped and counted, never run in
+/// a burst. A run that returns an error or panics is counted in
+/// [`Stats`](crate::Stats) and logged, and the next tick runs as usual.
+/// [`shutdown`](CompositeScheduler::shutdown) returns without waiting out the
+/// interval, and dropping the scheduler (or its calculator) stops the thread.
+/// With [`CompositeScope::PerSession`] each run recomputes every active session.
+///
+/// It runs on the calculator's clock, so with a
+/// [`ManualClock`](crate::clock::ManualClock) it ticks when the clock is advanced.
+///
+/// ```
+/// use std::time::Duration;
+/// use composite_metrics::clock::ManualClock;
+/// use composite_metrics::{Background, BackgroundConfig, Event, MemoryState, MetricsCalculator};
+///
+/// let clock = ManualClock::default();
+/// let mut calc = MetricsCalculator::builder()
+///     .clock(clock.clone())
+///     .state(MemoryState::with_clock(clock.clone()))
+///     .scheduler(Background::new(BackgroundConfig::default())?)
+///     .build()?;
+/// calc.process(&Event::tool_use("s1", "bash").with_success(true))?;
+/// assert_eq!(calc.stats().composites, 0); // nothing on the event path
+/// clock.advance(Duration::from_secs(30));
+/// let deadline = std::time::Instant::now() + Duration::from_secs(5);
+/// while calc.stats().composites == 0 && std::time::Instant::now() < deadline {
+///     std::thread::yield_now();
+/// }
+/// assert_eq!(calc.stats().composites, 1);
+/// calc.shutdown();
+/// # Ok::<(), composite_metrics::Error>(())
+/// ```
+#[derive(Debug)]
+pub struct Background {
+    config: BackgroundConfig,
+    counters: Arc<Counters>,
+    runtime: Option<Runtime>,
+}
+
+#[derive(Debug, Default)]
+struct Counters {
+    composites: AtomicU64,
+    errors: AtomicU64,
+    panics: AtomicU64,
+    skipped_ticks: AtomicU64,
+    lock_attempts: AtomicU64,
+    locks_acquired: AtomicU64,
+    leases_lost: AtomicU64,
+}
+
+#[derive(Debug)]
+struct Runtime {
+    stop: Arc<AtomicBool>,
+    wake: Arc<Wake>,
+    handle: JoinHandle<()>,
+}
+
+impl Default for Background {
+    fn default() -> Self {
+        Self::from_valid(BackgroundConfig::default())
+    }
+}
+
+impl Background {
+    /// A background scheduler with `config`, rejected if invalid
+    /// (see [`BackgroundConfig::validate`]).
+    pub fn new(config: BackgroundConfig) -> Result<Self, ConfigError> {
+        config.validate()?;
+        Ok(Self::from_valid(config))
+    }
+
+    fn from_valid(config: BackgroundConfig) -> Self {
+        Self {
+            config,
+            counters: Arc::default(),
+            runtime: None,
+        }
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> BackgroundConfig {
+        self.config
+    }
+
+    /// Whether the thread is running.
+    pub fn is_running(&self) -> bool {
+        self.runtime.is_some()
+    }
+}
+
+struct Worker {
+    env: SchedulerEnv,
+    config: BackgroundConfig,
+    counters: Arc<Counters>,
+    stop: Arc<AtomicBool>,
+    wake: Arc<Wake>,
+    token: LockToken,
+    rng: u64,
+}
+
+impl Worker {
+    fn jitter(&mut self) -> Duration {
+        let bound = self.config.jitter.as_nanos() as u64;
+        if bound == 0 {
+            return Duration::ZERO;
+        }
+        // xorshift64*: good enough to spread processes, no dependency.
+        self.rng ^= self.rng >> 12;
+        self.rng ^= self.rng << 25;
+        self.rng ^= self.rng >> 27;
+        Duration::from_nanos(self.rng.wrapping_mul(0x2545_F491_4F6C_DD1D) % bound)
+    }
+
+    fn run(mut self, mut tick: Duration) {
+        let clock = Arc::clone(self.env.clock());
+        let interval = self.config.interval;
+        loop {
+            let deadline = tick + self.jitter();
+            while !self.stop.load(Ordering::Acquire) && clock.now() < deadline {
+                clock.wait_until(deadline, &self.wake);
+            }
+            if self.stop.load(Ordering::Acquire) {
+                return;
+            }
+            let late = clock.now().saturating_sub(deadline);
+            let missed = (late.as_nanos() / interval.as_nanos()) as u64;
+            self.counters
+                .skipped_ticks
+                .fetch_add(missed, Ordering::Relaxed);
+            tick += interval * u32::try_from(missed + 1).unwrap_or(u32::MAX);
+            self.run_once();
+        }
+    }
+
+    fn run_once(&self) {
+        match catch_unwind(AssertUnwindSafe(|| self.compute())) {
+            Ok(Ok(n)) => {
+                self.counters.composites.fetch_add(n, Ordering::Relaxed);
+            }
+            Ok(Err(e)) => {
+                self.counters.errors.fetch_add(1, Ordering::Relaxed);
+                log::warn!("background composite run failed: {e}");
+            }
+            Err(_) => {
+                self.counters.panics.fetch_add(1, Ordering::Relaxed);
+                log::error!("background composite run panicked; the next tick will run");
+            }
+        }
+    }
+
+    /// One run; returns how many composites it computed.
+    fn compute(&self) -> Result<u64, BackendError> {
+        let backend = self.env.backend();
+        if self.config.coordinated {
+            self.counters.lock_attempts.fetch_add(1, Ordering::Relaxed);
+            let outcome = backend.try_lock(
+                Scope::Global,
+                self.token,
+                self.config.lease,
+                self.config.min_interval(),
+            )?;
+            if outcome != LockOutcome::Acquired {
+                return Ok(0);
+            }
+            self.counters.locks_acquired.fetch_add(1, Ordering::Relaxed);
+        }
+        let result = self.compute_all();
+        if self.config.coordinated && !backend.unlock(Scope::Global, self.token)? {
+            self.counters.leases_lost.fetch_add(1, Ordering::Relaxed);
+        }
+        result
+    }
+
+    fn compute_all(&self) -> Result<u64, BackendError> {
+        let mut metrics = Vec::new();
+        let mut runs = 0;
+        match self.env.scope() {
+            CompositeScope::Global => {
+                metrics.extend(self.env.composite(Scope::Global, None)?);
+                runs += 1;
+            }
+            CompositeScope::PerSession => {
+                for id in self.env.backend().active_sessions()? {
+                    metrics.extend(self.env.composite(Scope::Session(&id), Some(&id))?);
+                    runs += 1;
+                }
+            }
+        }
+        if !metrics.is_empty() {
+            if let Err(e) = self.env.record(&metrics) {
+                self.counters.errors.fetch_add(1, Ordering::Relaxed);
+                log::warn!("background composite could not be recorded: {e}");
+            }
+        }
+        Ok(runs)
+    }
+}
+
+impl CompositeScheduler for Background {
+    fn name(&self) -> &'static str {
+        "background"
+    }
+
+    fn attach(&mut self, env: &SchedulerEnv) -> Result<(), Error> {
+        self.config.validate()?;
+        self.shutdown();
+        let stop = Arc::new(AtomicBool::new(false));
+        let wake = Arc::new(Wake::new());
+        let token = LockToken::random();
+        let worker = Worker {
+            env: env.clone(),
+            config: self.config,
+            counters: Arc::clone(&self.counters),
+            stop: Arc::clone(&stop),
+            wake: Arc::clone(&wake),
+            token,
+            rng: token.as_u64() | 1,
+        };
+        // The first deadline is fixed now, so a test that advances a manual
+        // clock right after building never races the thread's start.
+        let first = env.clock().now() + self.config.interval;
+        let handle = std::thread::Builder::new()
+            .name("composite-background".into())
+            .spawn(move || worker.run(first))
+            .map_err(Error::Spawn)?;
+        self.runtime = Some(Runtime { stop, wake, handle });
+        Ok(())
+    }
+
+    #[inline]
+    fn on_event(&mut self, _ctx: &EventContext<'_>) -> Result<Decision, BackendError> {
+        Ok(Decision::Skip)
+    }
+
+    fn stats(&self) -> SchedulerStats {
+        let c = &self.counters;
+        SchedulerStats {
+            composites: c.composites.load(Ordering::Relaxed),
+            errors: c.errors.load(Ordering::Relaxed),
+            panics: c.panics.load(Ordering::Relaxed),
+            skipped_ticks: c.skipped_ticks.load(Ordering::Relaxed),
+            lock_attempts: c.lock_attempts.load(Ordering::Relaxed),
+            locks_acquired: c.locks_acquired.load(Ordering::Relaxed),
+            leases_lost: c.leases_lost.load(Ordering::Relaxed),
+        }
+    }
+
+    fn shutdown(&mut self) {
+        if let Some(rt) = self.runtime.take() {
+            rt.stop.store(true, Ordering::Release);
+            rt.wake.notify();
+            // The worker catches panics from composite runs, so a join error
+            // can only mean a bug in the loop itself; there is nothing to do
+            // with it here but not propagate it into Drop.
+            let _ = rt.handle.join();
+        }
+    }
+}
+
+impl Drop for Background {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}

@@ -1,0 +1,36 @@
+use crate::state::LockToken;
+
+/// A scheduler's answer for one event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[must_use]
+pub enum Decision {
+    /// Do not compute the composite now.
+    Skip,
+    /// Compute it now, then hand the ticket back to
+    /// [`CompositeScheduler::on_computed`](super::CompositeScheduler::on_computed).
+    Compute(Ticket),
+}
+
+/// Proof of a decision to compute; carries the lock token when the scheduler
+/// took a lock that must be released afterwards.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Ticket {
+    lock: Option<LockToken>,
+}
+
+impl Ticket {
+    /// A ticket that holds no lock.
+    pub const fn free() -> Self {
+        Self { lock: None }
+    }
+
+    /// A ticket holding the lock taken with `token`.
+    pub const fn locked(token: LockToken) -> Self {
+        Self { lock: Some(token) }
+    }
+
+    /// The lock token, if a lock was taken.
+    pub fn lock(&self) -> Option<LockToken> {
+        self.lock
+    }
+}

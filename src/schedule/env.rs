@@ -1,0 +1,110 @@
+use std::fmt;
+use std::sync::Arc;
+
+use super::CompositeScope;
+use crate::clock::Clock;
+use crate::error::{BackendError, SinkError};
+use crate::metric::{names, Category, Metric};
+use crate::score::ScoreWeights;
+use crate::sink::MetricSink;
+use crate::state::{Scope, StateBackend};
+
+/// What a calculator shares with its scheduler: clock, backend, sink, score
+/// weights and scope. Cheap to clone; a background scheduler keeps one.
+#[derive(Clone)]
+pub struct SchedulerEnv {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    state: Arc<dyn StateBackend>,
+    sink: Arc<dyn MetricSink>,
+    clock: Arc<dyn Clock>,
+    weights: ScoreWeights,
+    scope: CompositeScope,
+}
+
+impl fmt::Debug for SchedulerEnv {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SchedulerEnv")
+            .field("state", &self.inner.state)
+            .field("sink", &self.inner.sink)
+            .field("clock", &self.inner.clock)
+            .field("weights", &self.inner.weights)
+            .field("scope", &self.inner.scope)
+            .finish()
+    }
+}
+
+impl SchedulerEnv {
+    pub(crate) fn new(
+        state: Arc<dyn StateBackend>,
+        sink: Arc<dyn MetricSink>,
+        clock: Arc<dyn Clock>,
+        weights: ScoreWeights,
+        scope: CompositeScope,
+    ) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                state,
+                sink,
+                clock,
+                weights,
+                scope,
+            }),
+        }
+    }
+
+    /// The calculator's clock.
+    pub fn clock(&self) -> &Arc<dyn Clock> {
+        &self.inner.clock
+    }
+
+    /// The shared backend.
+    pub fn backend(&self) -> &Arc<dyn StateBackend> {
+        &self.inner.state
+    }
+
+    /// The sink metrics go to.
+    pub fn sink(&self) -> &Arc<dyn MetricSink> {
+        &self.inner.sink
+    }
+
+    /// Whose composite is computed.
+    pub fn scope(&self) -> CompositeScope {
+        self.inner.scope
+    }
+
+    /// The score weights.
+    pub fn weights(&self) -> ScoreWeights {
+        self.inner.weights
+    }
+
+    /// Computes the composite for `scope` in one backend read: the
+    /// `composite/productivity_score` metric, or `None` when the inputs are
+    /// missing (no score is invented). The metric is not recorded.
+    pub fn composite(
+        &self,
+        scope: Scope<'_>,
+        session: Option<&Arc<str>>,
+    ) -> Result<Option<Metric>, BackendError> {
+        let inputs = self.inner.state.composite_inputs(scope)?;
+        Ok(self.inner.weights.score(&inputs).map(|score| {
+            let metric = Metric::new(
+                Category::Composite,
+                names::PRODUCTIVITY_SCORE,
+                score,
+                self.inner.clock.now(),
+            );
+            match session {
+                Some(id) => metric.with_session(Arc::clone(id)),
+                None => metric,
+            }
+        }))
+    }
+
+    /// Records metrics to the sink.
+    pub fn record(&self, metrics: &[Metric]) -> Result<(), SinkError> {
+        self.inner.sink.record(metrics)
+    }
+}

@@ -1,0 +1,181 @@
+use std::time::Duration;
+
+use super::session_table::SessionTable;
+use super::{
+    CompositeScheduler, CompositeScope, Decision, EventContext, HybridLockConfig, SchedulerEnv,
+    SchedulerStats, Ticket,
+};
+use crate::error::{BackendError, ConfigError, Error};
+use crate::state::{LockOutcome, LockToken};
+
+/// The design note's hybrid, done so that it keeps what the note promises.
+///
+/// A calculation is due when an event has arrived since the last known
+/// calculation and either `max_staleness` has passed (freshness floor) or this
+/// worker has seen `every_events` events and `min_interval` has passed
+/// (activity trigger). A due worker asks the backend, in one atomic operation,
+/// for the lock and the "last computed" marker ([`StateBackend::try_lock`]):
+///
+/// - **G1 ceiling**: the backend refuses if any worker started less than
+///   `min_interval` ago, by the backend's time;
+/// - **G2 floor**: while events flow, every event is reflected in a
+///   calculation within `max_staleness` plus the gap to the next event;
+/// - **G3 hot path**: when not due the decision uses worker-local state only:
+///   no backend call, no shared lock, no clock read beyond the calculator's one;
+/// - **G4** at most one worker computes at a time (the lock);
+/// - **G5** release compares the token: a worker whose lease ran out releases nothing.
+///
+/// When the backend refuses, the worker learns how long ago the last
+/// calculation started and stays quiet until the marker expires, so a busy
+/// cluster makes no backend calls between calculations.
+///
+/// [`StateBackend::try_lock`]: crate::state::StateBackend::try_lock
+///
+/// ```
+/// use std::time::Duration;
+/// use composite_metrics::clock::ManualClock;
+/// use composite_metrics::{Event, HybridLock, HybridLockConfig, MemoryState, MetricsCalculator};
+///
+/// let clock = ManualClock::default();
+/// let state = MemoryState::with_clock(clock.clone());
+/// let config = HybridLockConfig::default().with_every_events(10);
+/// let mut calc = MetricsCalculator::builder()
+///     .clock(clock.clone())
+///     .state(state)
+///     .scheduler(HybridLock::new(config)?)
+///     .build()?;
+/// for _ in 0..10 {
+///     calc.process(&Event::tool_use("s1", "bash"))?; // 10th event: due, computes
+/// }
+/// for _ in 0..100 {
+///     calc.process(&Event::tool_use("s1", "bash"))?; // within min_interval: quiet
+/// }
+/// clock.advance(Duration::from_secs(30));
+/// calc.process(&Event::tool_use("s1", "bash"))?; // stale: computes
+/// assert_eq!(calc.stats().composites, 2);
+/// # Ok::<(), composite_metrics::Error>(())
+/// ```
+#[derive(Debug)]
+pub struct HybridLock {
+    config: HybridLockConfig,
+    token: LockToken,
+    global: WorkerState,
+    sessions: Option<SessionTable<WorkerState>>,
+    stats: SchedulerStats,
+}
+
+#[derive(Debug, Default, Clone, Copy)]
+struct WorkerState {
+    /// Local time of the earliest event not known to be reflected.
+    pending_since: Option<Duration>,
+    /// Events seen since the last known calculation.
+    events: u64,
+    /// Local time before which the backend is known to refuse (marker alive).
+    not_before: Duration,
+}
+
+impl Default for HybridLock {
+    fn default() -> Self {
+        Self::from_valid(HybridLockConfig::default())
+    }
+}
+
+impl HybridLock {
+    /// A scheduler with `config`, rejected if the configuration cannot keep
+    /// the guarantees (see [`HybridLockConfig::validate`]).
+    pub fn new(config: HybridLockConfig) -> Result<Self, ConfigError> {
+        config.validate()?;
+        Ok(Self::from_valid(config))
+    }
+
+    fn from_valid(config: HybridLockConfig) -> Self {
+        Self {
+            config,
+            token: LockToken::random(),
+            global: WorkerState::default(),
+            sessions: None,
+            stats: SchedulerStats::default(),
+        }
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> HybridLockConfig {
+        self.config
+    }
+
+    /// This worker's lock token.
+    pub fn token(&self) -> LockToken {
+        self.token
+    }
+}
+
+impl CompositeScheduler for HybridLock {
+    fn name(&self) -> &'static str {
+        "hybrid-lock"
+    }
+
+    fn attach(&mut self, env: &SchedulerEnv) -> Result<(), Error> {
+        if env.scope() == CompositeScope::PerSession {
+            self.sessions = Some(SessionTable::default());
+        }
+        Ok(())
+    }
+
+    #[inline]
+    fn on_event(&mut self, ctx: &EventContext<'_>) -> Result<Decision, BackendError> {
+        let now = ctx.now;
+        let config = self.config;
+        let worker = match &mut self.sessions {
+            None => &mut self.global,
+            Some(table) => table.get(ctx.session, now),
+        };
+        let pending_since = *worker.pending_since.get_or_insert(now);
+        worker.events += 1;
+        let stale = now.saturating_sub(pending_since) >= config.max_staleness();
+        let busy = worker.events >= config.every_events() && now >= worker.not_before;
+        if !(stale || busy) {
+            return Ok(Decision::Skip);
+        }
+        self.stats.lock_attempts += 1;
+        let outcome = ctx.backend.try_lock(
+            ctx.state_scope(),
+            self.token,
+            config.lease(),
+            config.min_interval(),
+        )?;
+        if outcome == LockOutcome::Acquired {
+            self.stats.locks_acquired += 1;
+            *worker = WorkerState {
+                pending_since: None,
+                events: 0,
+                not_before: now + config.min_interval(),
+            };
+            return Ok(Decision::Compute(Ticket::locked(self.token)));
+        }
+        if let Some(ago) = outcome.since_last() {
+            let started = now.saturating_sub(ago);
+            if started > pending_since {
+                // That calculation read every event recorded before it started.
+                worker.pending_since = Some(started);
+                worker.events = 0;
+            }
+            if ago < config.min_interval() {
+                worker.not_before = now + (config.min_interval() - ago);
+            }
+        }
+        Ok(Decision::Skip)
+    }
+
+    fn on_computed(&mut self, ctx: &EventContext<'_>, ticket: Ticket) -> Result<(), BackendError> {
+        if let Some(token) = ticket.lock() {
+            if !ctx.backend.unlock(ctx.state_scope(), token)? {
+                self.stats.leases_lost += 1;
+            }
+        }
+        Ok(())
+    }
+
+    fn stats(&self) -> SchedulerStats {
+        self.stats
+    }
+}

@@ -1,0 +1,107 @@
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::{LockOutcome, LockToken, Observation, OpCounts, Scope};
+use crate::error::BackendError;
+use crate::event::Event;
+use crate::score::CompositeInputs;
+
+/// Where shared state lives: counters, windows, sessions, and the lock and
+/// "last computed" marker that coordinate composite calculations.
+///
+/// Every method is one atomic operation, and on a remote backend one round
+/// trip. An operation that fails leaves the state as it was.
+///
+/// Coordination uses the backend's own time (for
+/// [`MemoryState`](super::MemoryState) its clock, for Redis the server's), so
+/// workers on different machines never compare their wall clocks.
+pub trait StateBackend: Send + Sync + fmt::Debug {
+    /// Applies one validated event at time `now` and returns what the
+    /// per-event metrics need.
+    fn record(&self, event: &Event, now: Duration) -> Result<Observation, BackendError>;
+
+    /// Applies validated events in order, all or none, appending one
+    /// observation per event to `out`.
+    fn record_batch(
+        &self,
+        events: &[Event],
+        now: Duration,
+        out: &mut Vec<Observation>,
+    ) -> Result<(), BackendError>;
+
+    /// Reads the composite's inputs for `scope`.
+    fn composite_inputs(&self, scope: Scope<'_>) -> Result<CompositeInputs, BackendError>;
+
+    /// The sessions currently alive (seen within their idle TTL and not ended).
+    fn active_sessions(&self) -> Result<Vec<Arc<str>>, BackendError>;
+
+    /// Tries to start a calculation for `scope`: succeeds when no other
+    /// holder's lease is running and the last calculation started at least
+    /// `min_interval` ago; then takes the lock for `lease` under `token` and
+    /// sets the "last computed" marker to the backend's current time, in one
+    /// atomic step.
+    fn try_lock(
+        &self,
+        scope: Scope<'_>,
+        token: LockToken,
+        lease: Duration,
+        min_interval: Duration,
+    ) -> Result<LockOutcome, BackendError>;
+
+    /// Releases the lock of `scope` if `token` still holds it. Returns whether
+    /// it did; a holder whose lease ran out releases nothing.
+    fn unlock(&self, scope: Scope<'_>, token: LockToken) -> Result<bool, BackendError>;
+
+    /// How long ago, by the backend's time, the last calculation for `scope`
+    /// started, if one is remembered.
+    fn last_computed(&self, scope: Scope<'_>) -> Result<Option<Duration>, BackendError>;
+
+    /// What this backend has served so far.
+    fn op_counts(&self) -> OpCounts;
+}
+
+impl<B: StateBackend + ?Sized> StateBackend for Arc<B> {
+    fn record(&self, event: &Event, now: Duration) -> Result<Observation, BackendError> {
+        (**self).record(event, now)
+    }
+
+    fn record_batch(
+        &self,
+        events: &[Event],
+        now: Duration,
+        out: &mut Vec<Observation>,
+    ) -> Result<(), BackendError> {
+        (**self).record_batch(events, now, out)
+    }
+
+    fn composite_inputs(&self, scope: Scope<'_>) -> Result<CompositeInputs, BackendError> {
+        (**self).composite_inputs(scope)
+    }
+
+    fn active_sessions(&self) -> Result<Vec<Arc<str>>, BackendError> {
+        (**self).active_sessions()
+    }
+
+    fn try_lock(
+        &self,
+        scope: Scope<'_>,
+        token: LockToken,
+        lease: Duration,
+        min_interval: Duration,
+    ) -> Result<LockOutcome, BackendError> {
+        (**self).try_lock(scope, token, lease, min_interval)
+    }
+
+    fn unlock(&self, scope: Scope<'_>, token: LockToken) -> Result<bool, BackendError> {
+        (**self).unlock(scope, token)
+    }
+
+    fn last_computed(&self, scope: Scope<'_>) -> Result<Option<Duration>, BackendError> {
+        (**self).last_computed(scope)
+    }
+
+    fn op_counts(&self) -> OpCounts {
+        (**self).op_counts()
+    }
+}
