@@ -34,7 +34,12 @@ pub(crate) fn push_metrics(event: &Event, obs: &Observation, at: Duration, out: 
         Metric::new(Category::Session, name, value, at).with_session(Arc::clone(&event.session_id))
     };
     if let Some(rate) = obs.acceptance_rate {
-        out.push(Metric::new(Category::Session, names::ACCEPTANCE_RATE, rate, at));
+        out.push(Metric::new(
+            Category::Session,
+            names::ACCEPTANCE_RATE,
+            rate,
+            at,
+        ));
         out.push(Metric::new(
             Category::Session,
             names::REJECTION_RATE,

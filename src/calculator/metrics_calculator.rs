@@ -134,7 +134,11 @@ impl<S: CompositeScheduler> MetricsCalculator<S> {
         let now = self.env.clock().now();
         let mut observations = std::mem::take(&mut self.observations);
         observations.clear();
-        if let Err(e) = self.env.backend().record_batch(events, now, &mut observations) {
+        if let Err(e) = self
+            .env
+            .backend()
+            .record_batch(events, now, &mut observations)
+        {
             self.observations = observations;
             return Err(self.backend_failure(e, events.len()));
         }

@@ -1,8 +1,8 @@
 //! The calculator hosts embed: events in, metrics out, composite on schedule.
 
 mod builder;
-mod metrics_calculator;
 mod emit;
+mod metrics_calculator;
 mod stats;
 
 pub use self::builder::Builder;

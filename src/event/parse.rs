@@ -69,9 +69,9 @@ impl RawEvent {
         let session_id = self.session_id.ok_or(EventError::MissingField {
             field: "session_id",
         })?;
-        let timestamp = self.timestamp.ok_or(EventError::MissingField {
-            field: "timestamp",
-        })?;
+        let timestamp = self
+            .timestamp
+            .ok_or(EventError::MissingField { field: "timestamp" })?;
         let timestamp = parse_rfc3339(&timestamp)?;
         let event = Event {
             event_type,
@@ -87,12 +87,11 @@ impl RawEvent {
 }
 
 fn parse_rfc3339(text: &str) -> Result<SystemTime, EventError> {
-    let parsed =
-        time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339)
-            .map_err(|e| EventError::InvalidField {
-                field: "timestamp",
-                reason: format!("not an RFC 3339 date-time ({e})"),
-            })?;
+    let parsed = time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339)
+        .map_err(|e| EventError::InvalidField {
+            field: "timestamp",
+            reason: format!("not an RFC 3339 date-time ({e})"),
+        })?;
     Ok(SystemTime::from(parsed))
 }
 

@@ -183,6 +183,8 @@ pub struct Background {
     config: BackgroundConfig,
     counters: Arc<Counters>,
     runtime: Option<Runtime>,
+    threaded: bool,
+    manual: Option<Worker>,
 }
 
 #[derive(Debug, Default)]
@@ -217,12 +219,40 @@ impl Background {
         Ok(Self::from_valid(config))
     }
 
+    /// A background scheduler that starts no thread: the host (or the
+    /// simulator) calls [`poll`](Self::poll) instead, and each call runs the
+    /// tick that is due, with the same skipping, jitter and coordination as
+    /// the thread.
+    pub fn manual(config: BackgroundConfig) -> Result<Self, ConfigError> {
+        config.validate()?;
+        let mut scheduler = Self::from_valid(config);
+        scheduler.threaded = false;
+        Ok(scheduler)
+    }
+
     fn from_valid(config: BackgroundConfig) -> Self {
         Self {
             config,
             counters: Arc::default(),
             runtime: None,
+            threaded: true,
+            manual: None,
         }
+    }
+
+    /// For a [`manual`](Self::manual) scheduler: runs the due tick, if any,
+    /// on this thread (missed ticks are skipped and counted). Returns how many
+    /// composites it computed. Does nothing for a threaded scheduler.
+    pub fn poll(&mut self) -> u64 {
+        let Some(worker) = &mut self.manual else {
+            return 0;
+        };
+        let now = worker.env.clock().now();
+        if now < worker.deadline {
+            return 0;
+        }
+        worker.advance(now);
+        worker.run_once()
     }
 
     /// The configuration.
@@ -236,8 +266,11 @@ impl Background {
     }
 }
 
+#[derive(Debug)]
 struct Worker {
     env: SchedulerEnv,
+    tick: Duration,
+    deadline: Duration,
     config: BackgroundConfig,
     counters: Arc<Counters>,
     stop: Arc<AtomicBool>,
@@ -259,39 +292,48 @@ impl Worker {
         Duration::from_nanos(self.rng.wrapping_mul(0x2545_F491_4F6C_DD1D) % bound)
     }
 
-    fn run(mut self, mut tick: Duration) {
+    fn run(mut self) {
         let clock = Arc::clone(self.env.clock());
-        let interval = self.config.interval;
         loop {
-            let deadline = tick + self.jitter();
-            while !self.stop.load(Ordering::Acquire) && clock.now() < deadline {
-                clock.wait_until(deadline, &self.wake);
+            while !self.stop.load(Ordering::Acquire) && clock.now() < self.deadline {
+                clock.wait_until(self.deadline, &self.wake);
             }
             if self.stop.load(Ordering::Acquire) {
                 return;
             }
-            let late = clock.now().saturating_sub(deadline);
-            let missed = (late.as_nanos() / interval.as_nanos()) as u64;
-            self.counters
-                .skipped_ticks
-                .fetch_add(missed, Ordering::Relaxed);
-            tick += interval * u32::try_from(missed + 1).unwrap_or(u32::MAX);
+            self.advance(clock.now());
             self.run_once();
         }
     }
 
-    fn run_once(&self) {
+    /// Moves past the tick that is due at `now`, skipping (and counting) the
+    /// ticks that `now` is already past, and draws the next deadline.
+    fn advance(&mut self, now: Duration) {
+        let interval = self.config.interval;
+        let late = now.saturating_sub(self.deadline);
+        let missed = (late.as_nanos() / interval.as_nanos()) as u64;
+        self.counters
+            .skipped_ticks
+            .fetch_add(missed, Ordering::Relaxed);
+        self.tick += interval * u32::try_from(missed + 1).unwrap_or(u32::MAX);
+        self.deadline = self.tick + self.jitter();
+    }
+
+    fn run_once(&self) -> u64 {
         match catch_unwind(AssertUnwindSafe(|| self.compute())) {
             Ok(Ok(n)) => {
                 self.counters.composites.fetch_add(n, Ordering::Relaxed);
+                n
             }
             Ok(Err(e)) => {
                 self.counters.errors.fetch_add(1, Ordering::Relaxed);
                 log::warn!("background composite run failed: {e}");
+                0
             }
             Err(_) => {
                 self.counters.panics.fetch_add(1, Ordering::Relaxed);
                 log::error!("background composite run panicked; the next tick will run");
+                0
             }
         }
     }
@@ -355,8 +397,13 @@ impl CompositeScheduler for Background {
         let stop = Arc::new(AtomicBool::new(false));
         let wake = Arc::new(Wake::new());
         let token = LockToken::random();
-        let worker = Worker {
+        // The first deadline is fixed now, so a test that advances a manual
+        // clock right after building never races the thread's start.
+        let first = env.clock().now() + self.config.interval;
+        let mut worker = Worker {
             env: env.clone(),
+            tick: first,
+            deadline: first,
             config: self.config,
             counters: Arc::clone(&self.counters),
             stop: Arc::clone(&stop),
@@ -364,12 +411,15 @@ impl CompositeScheduler for Background {
             token,
             rng: token.as_u64() | 1,
         };
-        // The first deadline is fixed now, so a test that advances a manual
-        // clock right after building never races the thread's start.
-        let first = env.clock().now() + self.config.interval;
+        let first_jitter = worker.jitter();
+        worker.deadline += first_jitter;
+        if !self.threaded {
+            self.manual = Some(worker);
+            return Ok(());
+        }
         let handle = std::thread::Builder::new()
             .name("composite-background".into())
-            .spawn(move || worker.run(first))
+            .spawn(move || worker.run())
             .map_err(Error::Spawn)?;
         self.runtime = Some(Runtime { stop, wake, handle });
         Ok(())

@@ -80,10 +80,12 @@ impl CompositeScheduler for TimeBased {
 
     #[inline]
     fn on_event(&mut self, ctx: &EventContext<'_>) -> Result<Decision, crate::BackendError> {
-        Ok(if ctx.now.as_secs().checked_rem(self.period_secs) == Some(0) {
-            Decision::Compute(Ticket::free())
-        } else {
-            Decision::Skip
-        })
+        Ok(
+            if ctx.now.as_secs().checked_rem(self.period_secs) == Some(0) {
+                Decision::Compute(Ticket::free())
+            } else {
+                Decision::Skip
+            },
+        )
     }
 }

@@ -2,10 +2,10 @@
 
 mod callback;
 mod memory;
-mod series_key;
 mod metric_sink;
+mod series_key;
 
 pub use self::callback::CallbackSink;
 pub use self::memory::MemorySink;
-pub use self::series_key::SeriesKey;
 pub use self::metric_sink::MetricSink;
+pub use self::series_key::SeriesKey;
