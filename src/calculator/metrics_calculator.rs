@@ -197,6 +197,11 @@ impl<S: CompositeScheduler> MetricsCalculator<S> {
         &self.scheduler
     }
 
+    /// The scheduler, mutably (e.g. to [`poll`](crate::Background::poll) a manual background scheduler).
+    pub fn scheduler_mut(&mut self) -> &mut S {
+        &mut self.scheduler
+    }
+
     /// The scheduler's name.
     pub fn scheduler_name(&self) -> &'static str {
         self.scheduler.name()
