@@ -55,3 +55,8 @@ pub use crate::schedule::{
 pub use crate::score::{CompositeInputs, ScoreWeights};
 pub use crate::sink::{CallbackSink, MemorySink, MetricSink};
 pub use crate::state::{MemoryState, StateBackend};
+
+/// The README's examples, compiled and run as doc tests.
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;
