@@ -10,10 +10,10 @@ use crate::state::{LockOutcome, LockToken};
 
 /// The design note's hybrid, done so that it keeps what the note promises.
 ///
-/// A calculation is due when an event has arrived since the last known
-/// calculation and either `max_staleness` has passed (freshness floor) or this
-/// worker has seen `every_events` events and `min_interval` has passed
-/// (activity trigger). A due worker asks the backend, in one atomic operation,
+/// On an event, a calculation is due when either `max_staleness` has passed
+/// since the last calculation this worker knows of (freshness floor; a worker
+/// that knows of none is due at once), or this worker has seen `every_events`
+/// events since then and `min_interval` has passed (activity trigger). A due worker asks the backend, in one atomic operation,
 /// for the lock and the "last computed" marker ([`StateBackend::try_lock`]):
 ///
 /// - **G1 ceiling**: the backend refuses if any worker started less than
@@ -44,9 +44,7 @@ use crate::state::{LockOutcome, LockToken};
 ///     .state(state)
 ///     .scheduler(HybridLock::new(config)?)
 ///     .build()?;
-/// for _ in 0..10 {
-///     calc.process(&Event::tool_use("s1", "bash"))?; // 10th event: due, computes
-/// }
+/// calc.process(&Event::tool_use("s1", "bash"))?; // no calculation known yet: computes
 /// for _ in 0..100 {
 ///     calc.process(&Event::tool_use("s1", "bash"))?; // within min_interval: quiet
 /// }
@@ -66,12 +64,11 @@ pub struct HybridLock {
 
 #[derive(Debug, Default, Clone, Copy)]
 struct WorkerState {
-    /// Local time of the earliest event not known to be reflected.
-    pending_since: Option<Duration>,
-    /// Events seen since the last known calculation.
+    /// Local time at which the last calculation this worker knows of started
+    /// (its own, or one the backend told it about).
+    last_known: Option<Duration>,
+    /// Events seen since then.
     events: u64,
-    /// Local time before which the backend is known to refuse (marker alive).
-    not_before: Duration,
 }
 
 impl Default for HybridLock {
@@ -129,10 +126,12 @@ impl CompositeScheduler for HybridLock {
             None => &mut self.global,
             Some(table) => table.get(ctx.session, now),
         };
-        let pending_since = *worker.pending_since.get_or_insert(now);
         worker.events += 1;
-        let stale = now.saturating_sub(pending_since) >= config.max_staleness();
-        let busy = worker.events >= config.every_events() && now >= worker.not_before;
+        let since = worker
+            .last_known
+            .map_or(Duration::MAX, |t| now.saturating_sub(t));
+        let stale = since >= config.max_staleness();
+        let busy = worker.events >= config.every_events() && since >= config.min_interval();
         if !(stale || busy) {
             return Ok(Decision::Skip);
         }
@@ -146,21 +145,21 @@ impl CompositeScheduler for HybridLock {
         if outcome == LockOutcome::Acquired {
             self.stats.locks_acquired += 1;
             *worker = WorkerState {
-                pending_since: None,
+                last_known: Some(now),
                 events: 0,
-                not_before: now + config.min_interval(),
             };
             return Ok(Decision::Compute(Ticket::locked(self.token)));
         }
         if let Some(ago) = outcome.since_last() {
+            // Refused: another worker's calculation started `ago` before now
+            // (by the backend's time) and read every event recorded before it.
+            // Remember it, and stay quiet until `min_interval` after it.
             let started = now.saturating_sub(ago);
-            if started > pending_since {
-                // That calculation read every event recorded before it started.
-                worker.pending_since = Some(started);
-                worker.events = 0;
-            }
-            if ago < config.min_interval() {
-                worker.not_before = now + (config.min_interval() - ago);
+            if worker.last_known.is_none_or(|t| started > t) {
+                *worker = WorkerState {
+                    last_known: Some(started),
+                    events: 0,
+                };
             }
         }
         Ok(Decision::Skip)
