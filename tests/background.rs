@@ -1,0 +1,277 @@
+//! The Background scheduler: its own thread, ticks on the calculator's clock,
+//! skipped (not burst) missed ticks, jitter, coordination, fault tolerance,
+//! prompt shutdown.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::{edit_event, eventually, tool_event, Fault, Recording};
+use composite_metrics::clock::{Clock, ManualClock};
+use composite_metrics::StateBackend;
+use composite_metrics::{
+    Background, BackgroundConfig, CompositeScheduler, ConfigError, MemoryState, MetricsCalculator,
+    SystemClock,
+};
+
+const WAIT: Duration = Duration::from_secs(10);
+
+fn threaded(
+    clock: &ManualClock,
+    backend: &Recording,
+    config: BackgroundConfig,
+) -> MetricsCalculator<Background> {
+    MetricsCalculator::builder()
+        .clock(clock.clone())
+        .state(backend.clone())
+        .scheduler(Background::new(config).unwrap())
+        .build()
+        .unwrap()
+}
+
+#[test]
+fn ticks_every_interval_on_the_manual_clock_and_does_nothing_on_the_event_path() {
+    let clock = ManualClock::default();
+    let backend = Recording::new(&clock);
+    let mut calc = threaded(&clock, &backend, BackgroundConfig::default());
+    for _ in 0..1_000 {
+        calc.process(&tool_event("s")).unwrap();
+        calc.process(&edit_event("s", true)).unwrap();
+    }
+    assert_eq!(calc.stats().composites, 0);
+    assert_eq!(backend.coordination(), 0);
+    assert_eq!(
+        backend.inner.op_counts().composite_reads,
+        0,
+        "no composite work on the event path"
+    );
+    for expected in 1..=3 {
+        clock.advance(Duration::from_secs(30));
+        assert!(
+            eventually(WAIT, || calc.stats().composites == expected),
+            "tick {expected} did not run"
+        );
+    }
+    clock.advance(Duration::from_secs(29));
+    std::thread::sleep(Duration::from_millis(100)); // give a wrong early tick a chance to show
+    assert_eq!(
+        calc.stats().composites,
+        3,
+        "ran before the interval was over"
+    );
+    assert_eq!(calc.stats().events, 2_000);
+}
+
+#[test]
+fn missed_ticks_are_skipped_not_burst() {
+    let clock = ManualClock::default();
+    let backend = Recording::new(&clock);
+    let calc = threaded(&clock, &backend, BackgroundConfig::default());
+    clock.advance(Duration::from_secs(5 * 30)); // five ticks due at once
+    assert!(eventually(WAIT, || calc.stats().composites >= 1));
+    std::thread::sleep(Duration::from_millis(100)); // a burst would show up here
+    assert_eq!(calc.stats().composites, 1);
+    assert_eq!(calc.scheduler().stats().skipped_ticks, 4);
+    // The schedule continues from the next tick after the late one.
+    clock.advance(Duration::from_secs(30));
+    assert!(eventually(WAIT, || calc.stats().composites == 2));
+}
+
+#[test]
+fn manual_mode_runs_the_same_schedule_on_poll() {
+    let clock = ManualClock::default();
+    let backend = Recording::new(&clock);
+    let mut calc = MetricsCalculator::builder()
+        .clock(clock.clone())
+        .state(backend.clone())
+        .scheduler(Background::manual(BackgroundConfig::default()).unwrap())
+        .build()
+        .unwrap();
+    calc.process(&tool_event("s")).unwrap();
+    assert_eq!(calc.scheduler_mut().poll(), 0);
+    clock.advance(Duration::from_secs(29));
+    assert_eq!(calc.scheduler_mut().poll(), 0);
+    clock.advance(Duration::from_secs(1));
+    assert_eq!(calc.scheduler_mut().poll(), 1);
+    assert_eq!(calc.scheduler_mut().poll(), 0, "one run per tick");
+    clock.advance(Duration::from_secs(85)); // now 115: ticks at 60 and 90 are past, 120 not yet
+    assert_eq!(calc.scheduler_mut().poll(), 1);
+    assert_eq!(calc.scheduler().stats().skipped_ticks, 1);
+    assert_eq!(calc.stats().composites, 2);
+    assert!(
+        !calc.scheduler().is_running(),
+        "manual mode starts no thread"
+    );
+}
+
+#[test]
+fn jitter_delays_each_run_by_less_than_the_bound() {
+    let config = BackgroundConfig::default().with_jitter(Duration::from_secs(10));
+    let mut offsets = Vec::new();
+    for _ in 0..20 {
+        let clock = ManualClock::default();
+        let backend = Recording::new(&clock);
+        let mut calc = MetricsCalculator::builder()
+            .clock(clock.clone())
+            .state(backend.clone())
+            .scheduler(Background::manual(config).unwrap())
+            .build()
+            .unwrap();
+        let start = clock.now();
+        let mut runs = Vec::new();
+        const STEP: Duration = Duration::from_millis(250);
+        for _ in 0..(120 * 4) {
+            // 250 ms steps over 120 s: ticks at 30, 60 and 90 s (plus jitter)
+            if calc.scheduler_mut().poll() > 0 {
+                runs.push(clock.now() - start);
+            }
+            clock.advance(STEP);
+        }
+        assert_eq!(runs.len(), 3, "one run per interval: {runs:?}");
+        for (k, at) in runs.iter().enumerate() {
+            let tick = Duration::from_secs(30 * (k as u64 + 1));
+            // Observed at the first poll after its deadline, so up to one step late.
+            assert!(
+                *at >= tick && *at < tick + Duration::from_secs(10) + STEP,
+                "run {k} at {at:?}"
+            );
+            offsets.push(*at - tick);
+        }
+    }
+    // Jitter is applied: the 60 runs do not all land on their tick.
+    assert!(
+        offsets.iter().any(|o| *o > Duration::from_secs(1)),
+        "{offsets:?}"
+    );
+    assert!(offsets.iter().any(|o| *o != offsets[0]), "{offsets:?}");
+}
+
+#[test]
+fn four_coordinated_calculators_compute_once_per_interval() {
+    let clock = ManualClock::default();
+    let backend = Recording::new(&clock);
+    let config = BackgroundConfig::default().with_coordination(true);
+    let calcs: Vec<_> = (0..4).map(|_| threaded(&clock, &backend, config)).collect();
+    let attempts = || {
+        calcs
+            .iter()
+            .map(|c| c.scheduler().stats().lock_attempts)
+            .sum::<u64>()
+    };
+    let composites = || calcs.iter().map(|c| c.stats().composites).sum::<u64>();
+    for interval in 1..=5u64 {
+        clock.advance(Duration::from_secs(30));
+        assert!(
+            eventually(WAIT, || attempts() == 4 * interval),
+            "not every calculator ticked"
+        );
+        assert_eq!(composites(), interval, "after {interval} intervals");
+    }
+    let uncoordinated: Vec<_> = (0..4)
+        .map(|_| threaded(&clock, &backend, BackgroundConfig::default()))
+        .collect();
+    clock.advance(Duration::from_secs(30));
+    assert!(eventually(WAIT, || uncoordinated
+        .iter()
+        .map(|c| c.stats().composites)
+        .sum::<u64>()
+        == 4));
+}
+
+#[test]
+fn an_error_or_panic_is_counted_and_the_next_tick_still_runs() {
+    let clock = ManualClock::default();
+    let backend = Recording::new(&clock);
+    backend.inject(&[Fault::Error, Fault::Panic]);
+    let calc = threaded(&clock, &backend, BackgroundConfig::default());
+    clock.advance(Duration::from_secs(30));
+    assert!(eventually(WAIT, || calc.scheduler().stats().errors == 1));
+    clock.advance(Duration::from_secs(30));
+    assert!(eventually(WAIT, || calc.scheduler().stats().panics == 1));
+    clock.advance(Duration::from_secs(30));
+    assert!(
+        eventually(WAIT, || calc.stats().composites == 1),
+        "the loop stopped after a fault"
+    );
+    let stats = calc.stats();
+    assert_eq!(stats.composite_errors, 2);
+}
+
+#[test]
+fn shutdown_returns_without_waiting_out_a_one_hour_interval() {
+    let config = BackgroundConfig::default().with_interval(Duration::from_secs(3600));
+    let mut calc = MetricsCalculator::builder()
+        .clock(SystemClock)
+        .scheduler(Background::new(config).unwrap())
+        .build()
+        .unwrap();
+    assert!(calc.scheduler().is_running());
+    let started = Instant::now();
+    calc.shutdown();
+    // Bounded far below the interval: it did not wait for the tick.
+    assert!(started.elapsed() < Duration::from_secs(30));
+    assert!(!calc.scheduler().is_running());
+}
+
+#[test]
+fn drop_stops_the_thread() {
+    let state = Arc::new(MemoryState::new());
+    let config = BackgroundConfig::default().with_interval(Duration::from_secs(3600));
+    let calc = MetricsCalculator::builder()
+        .clock(SystemClock)
+        .state(Arc::clone(&state))
+        .scheduler(Background::new(config).unwrap())
+        .build()
+        .unwrap();
+    assert!(Arc::strong_count(&state) > 1);
+    drop(calc);
+    // The thread held the last other reference; it is gone once joined.
+    assert_eq!(Arc::strong_count(&state), 1);
+}
+
+#[test]
+fn invalid_configurations_are_rejected() {
+    let zero = BackgroundConfig::default().with_interval(Duration::ZERO);
+    assert!(matches!(
+        Background::new(zero),
+        Err(ConfigError::OutOfRange {
+            field: "interval",
+            ..
+        })
+    ));
+    let jitter = BackgroundConfig::default().with_jitter(Duration::from_secs(15));
+    assert!(matches!(
+        Background::new(jitter),
+        Err(ConfigError::OutOfRange {
+            field: "jitter",
+            ..
+        })
+    ));
+    let lease = BackgroundConfig::default().with_lease(Duration::from_secs(28));
+    assert!(matches!(
+        Background::new(lease),
+        Err(ConfigError::Order { lower: "lease", .. })
+    ));
+    let d = BackgroundConfig::default();
+    assert_eq!(
+        (d.interval(), d.jitter(), d.coordinated()),
+        (Duration::from_secs(30), Duration::ZERO, false)
+    );
+}
+
+#[test]
+fn boxed_background_reports_through_the_trait_object() {
+    let clock = ManualClock::default();
+    let backend = Recording::new(&clock);
+    let boxed: Box<dyn CompositeScheduler> =
+        Box::new(Background::new(BackgroundConfig::default()).unwrap());
+    let calc = MetricsCalculator::builder()
+        .clock(clock.clone())
+        .state(backend.clone())
+        .scheduler(boxed)
+        .build()
+        .unwrap();
+    clock.advance(Duration::from_secs(30));
+    assert!(eventually(WAIT, || calc.stats().composites == 1));
+}
