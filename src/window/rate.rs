@@ -48,8 +48,10 @@ impl RateWindow {
         slot.1 += 1;
     }
 
-    /// Events in the seconds `now - 59 ..= now`.
+    /// Events in the seconds `now - 59 ..= now`, where `now` is at least the
+    /// newest second recorded (a caller whose clock lags still sees its own event).
     pub fn count(&self, now: u64) -> u64 {
+        let now = now.max(self.newest);
         let oldest = now.saturating_sub(RATE_SECONDS - 1);
         self.slots
             .iter()

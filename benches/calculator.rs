@@ -1,0 +1,149 @@
+//! Event-path costs on the in-memory backend: the scheduling decision of each
+//! strategy (not-due path), the whole `process` call of each strategy against
+//! `Never`, and one composite calculation. Prints the `process` ratios to
+//! `Never` at the end.
+//!
+//! Run: `cargo bench --bench calculator`
+
+use std::hint::black_box;
+use std::sync::Arc;
+use std::time::Duration;
+
+use composite_metrics::clock::ManualClock;
+use composite_metrics::schedule::{CompositeScheduler, Decision, EventContext};
+use composite_metrics::{
+    Background, BackgroundConfig, CompositeScope, Event, EventBased, EventType, HybridLock,
+    MemoryState, MetricsCalculator, Never, TimeBased,
+};
+use criterion::{criterion_group, Criterion, Throughput};
+
+/// A second that is not a multiple of 10, so `TimeBased` is not due.
+const NOT_DUE_SECOND: u64 = 1_704_067_201;
+
+fn events() -> Vec<Event> {
+    let mut out = Vec::new();
+    for i in 0..64u32 {
+        let session = format!("s{}", i % 8);
+        let tool = ["bash", "read", "edit", "grep"][(i % 4) as usize];
+        out.push(
+            Event::tool_use(session.as_str(), tool)
+                .with_duration_ms(f64::from(i % 17) * 3.5)
+                .with_success(i % 5 != 0),
+        );
+        if i % 4 == 0 {
+            out.push(Event::new(EventType::FileEdit, session.as_str()).with_accepted(i % 3 != 0));
+        }
+        if i % 8 == 0 {
+            out.push(Event::new(EventType::UserPrompt, session.as_str()).with_prompt_length(120));
+        }
+    }
+    out
+}
+
+fn decision(c: &mut Criterion) {
+    let clock = ManualClock::new(Duration::from_secs(NOT_DUE_SECOND));
+    let state = MemoryState::with_clock(clock.clone());
+    let session: Arc<str> = Arc::from("s1");
+    let ctx = EventContext {
+        now: Duration::from_secs(NOT_DUE_SECOND),
+        session: &session,
+        scope: CompositeScope::Global,
+        backend: &state,
+    };
+    let mut hybrid = HybridLock::default();
+    // The first decision computes (no calculation known yet); afterwards the
+    // worker knows of it and every event within min_interval is not due.
+    if let Ok(Decision::Compute(ticket)) = hybrid.on_event(&ctx) {
+        let _ = hybrid.on_computed(&ctx, ticket);
+    }
+    let mut strategies: Vec<(&str, Box<dyn CompositeScheduler>)> = vec![
+        ("never", Box::new(Never)),
+        ("time-based", Box::new(TimeBased::default())),
+        ("event-based", Box::new(EventBased::every(u64::MAX))),
+        ("hybrid-lock", Box::new(hybrid)),
+        ("background", Box::new(Background::default())),
+    ];
+    let mut group = c.benchmark_group("decision");
+    group.throughput(Throughput::Elements(1));
+    for (name, scheduler) in &mut strategies {
+        group.bench_function(*name, |b| {
+            b.iter(|| black_box(scheduler.on_event(black_box(&ctx))))
+        });
+    }
+    group.finish();
+}
+
+fn bench_process<S: CompositeScheduler>(c: &mut Criterion, name: &str, scheduler: S) {
+    let clock = ManualClock::new(Duration::from_secs(NOT_DUE_SECOND));
+    let mut calc = MetricsCalculator::builder()
+        .clock(clock.clone())
+        .state(MemoryState::with_clock(clock))
+        .scheduler(scheduler)
+        .build()
+        .expect("valid configuration");
+    let events = events();
+    let mut out = Vec::with_capacity(16);
+    let mut i = 0;
+    let mut group = c.benchmark_group("process");
+    group.throughput(Throughput::Elements(1));
+    group.bench_function(name, |b| {
+        b.iter(|| {
+            out.clear();
+            let event = &events[i % events.len()];
+            i += 1;
+            calc.process_into(black_box(event), &mut out)
+                .expect("valid event");
+            black_box(out.len())
+        })
+    });
+    group.finish();
+}
+
+fn process(c: &mut Criterion) {
+    bench_process(c, "never", Never);
+    bench_process(c, "time-based", TimeBased::default());
+    bench_process(c, "event-based", EventBased::every(100));
+    bench_process(c, "hybrid-lock", HybridLock::default());
+    let background = Background::new(BackgroundConfig::default()).expect("default is valid");
+    bench_process(c, "background", background);
+}
+
+fn composite(c: &mut Criterion) {
+    let mut calc = MetricsCalculator::builder()
+        .state(MemoryState::new())
+        .build()
+        .expect("defaults are valid");
+    for event in events() {
+        calc.process(&event).expect("valid event");
+    }
+    c.bench_function("composite/memory", |b| {
+        b.iter(|| black_box(calc.compute_now(None).expect("memory never fails")))
+    });
+}
+
+criterion_group!(benches, decision, process, composite);
+
+/// Reads criterion's estimate (mean, ns) for `group/id` from this run's output.
+fn mean_ns(group: &str, id: &str) -> Option<f64> {
+    let target = std::env::var("CARGO_TARGET_DIR").unwrap_or_else(|_| "target".into());
+    let path = format!("{target}/criterion/{group}/{id}/new/estimates.json");
+    let text = std::fs::read_to_string(path).ok()?;
+    let json: serde_json::Value = serde_json::from_str(&text).ok()?;
+    json["mean"]["point_estimate"].as_f64()
+}
+
+fn main() {
+    benches();
+    criterion::Criterion::default()
+        .configure_from_args()
+        .final_summary();
+    let Some(never) = mean_ns("process", "never") else {
+        return;
+    };
+    println!("\nprocess per event, ratio to never ({never:.1} ns):");
+    for id in ["time-based", "event-based", "hybrid-lock", "background"] {
+        if let Some(ns) = mean_ns("process", id) {
+            println!("  {id:<12} {ns:>8.1} ns  {:>6.3}x", ns / never);
+        }
+    }
+}
