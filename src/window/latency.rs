@@ -72,6 +72,15 @@ impl LatencyWindow {
 
     /// Percentiles and mean, or `None` when empty.
     pub fn summary(&self) -> Option<LatencySummary> {
-        LatencySummary::from_sorted(&self.sorted[..self.len], self.iter().sum())
+        // Oldest first, as `iter` yields them, so every backend that sums in
+        // arrival order gets the same bits; two plain slices, no modulo.
+        let start = (self.head + WINDOW - self.len) % WINDOW;
+        let sum = if start + self.len <= WINDOW {
+            self.ring[start..start + self.len].iter().sum()
+        } else {
+            let tail: f64 = self.ring[start..].iter().sum();
+            self.ring[..self.head].iter().fold(tail, |acc, v| acc + v)
+        };
+        LatencySummary::from_sorted(&self.sorted[..self.len], sum)
     }
 }
