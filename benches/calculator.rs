@@ -7,7 +7,7 @@
 
 use std::hint::black_box;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use composite_metrics::clock::ManualClock;
 use composite_metrics::schedule::{CompositeScheduler, Decision, EventContext};
@@ -74,13 +74,7 @@ fn decision(c: &mut Criterion) {
 }
 
 fn bench_process<S: CompositeScheduler>(c: &mut Criterion, name: &str, scheduler: S) {
-    let clock = ManualClock::new(Duration::from_secs(NOT_DUE_SECOND));
-    let mut calc = MetricsCalculator::builder()
-        .clock(clock.clone())
-        .state(MemoryState::with_clock(clock))
-        .scheduler(scheduler)
-        .build()
-        .expect("valid configuration");
+    let mut calc = calculator(scheduler);
     let events = events();
     let mut out = Vec::with_capacity(16);
     let mut i = 0;
@@ -123,13 +117,68 @@ fn composite(c: &mut Criterion) {
 
 criterion_group!(benches, decision, process, composite);
 
-/// Reads criterion's estimate (mean, ns) for `group/id` from this run's output.
-fn mean_ns(group: &str, id: &str) -> Option<f64> {
+/// Reads criterion's estimate (ns) for `group/id` from this run's output:
+/// the slope when criterion fitted one, else the mean.
+fn estimate_ns(group: &str, id: &str) -> Option<f64> {
     let target = std::env::var("CARGO_TARGET_DIR").unwrap_or_else(|_| "target".into());
     let path = format!("{target}/criterion/{group}/{id}/new/estimates.json");
     let text = std::fs::read_to_string(path).ok()?;
     let json: serde_json::Value = serde_json::from_str(&text).ok()?;
-    json["mean"]["point_estimate"].as_f64()
+    json["slope"]["point_estimate"]
+        .as_f64()
+        .or_else(|| json["mean"]["point_estimate"].as_f64())
+}
+
+fn calculator<S: CompositeScheduler>(scheduler: S) -> MetricsCalculator<S> {
+    let clock = ManualClock::new(Duration::from_secs(NOT_DUE_SECOND));
+    MetricsCalculator::builder()
+        .clock(clock.clone())
+        .state(MemoryState::with_clock(clock))
+        .scheduler(scheduler)
+        .build()
+        .expect("valid configuration")
+}
+
+fn time_events<S: CompositeScheduler>(
+    calc: &mut MetricsCalculator<S>,
+    events: &[Event],
+    n: usize,
+) -> f64 {
+    let mut out = Vec::with_capacity(16);
+    let started = Instant::now();
+    for i in 0..n {
+        out.clear();
+        calc.process_into(black_box(&events[i % events.len()]), &mut out)
+            .expect("valid event");
+    }
+    started.elapsed().as_secs_f64()
+}
+
+/// `process` with `scheduler` against `Never`, interleaved in alternating
+/// rounds so that drift in machine load hits both sides alike: the median
+/// of the per-round time ratios.
+fn interleaved_ratio<S: CompositeScheduler>(scheduler: S) -> f64 {
+    const ROUNDS: usize = 41;
+    const EVENTS: usize = 20_000;
+    let events = events();
+    let mut base = calculator(Never);
+    let mut other = calculator(scheduler);
+    time_events(&mut base, &events, EVENTS);
+    time_events(&mut other, &events, EVENTS);
+    let mut ratios: Vec<f64> = (0..ROUNDS)
+        .map(|round| {
+            // Alternate which side goes first.
+            if round % 2 == 0 {
+                let a = time_events(&mut base, &events, EVENTS);
+                time_events(&mut other, &events, EVENTS) / a
+            } else {
+                let b = time_events(&mut other, &events, EVENTS);
+                b / time_events(&mut base, &events, EVENTS)
+            }
+        })
+        .collect();
+    ratios.sort_by(f64::total_cmp);
+    ratios[ROUNDS / 2]
 }
 
 fn main() {
@@ -137,13 +186,29 @@ fn main() {
     criterion::Criterion::default()
         .configure_from_args()
         .final_summary();
-    let Some(never) = mean_ns("process", "never") else {
+    let Some(never) = estimate_ns("process", "never") else {
         return;
     };
-    println!("\nprocess per event, ratio to never ({never:.1} ns):");
-    for id in ["time-based", "event-based", "hybrid-lock", "background"] {
-        if let Some(ns) = mean_ns("process", id) {
-            println!("  {id:<12} {ns:>8.1} ns  {:>6.3}x", ns / never);
+    println!("\nprocess per event against never ({never:.1} ns per event):");
+    println!("  strategy      criterion   ratio   interleaved ratio (median of 41 rounds)");
+    // A control: `Never` against a second `Never` shows the method's own bias.
+    let control = interleaved_ratio(Never);
+    println!(
+        "  {:<12} {:>11}  {:>7}  {control:>6.3}x  (control)",
+        "never", "", ""
+    );
+    let interleaved = [
+        ("time-based", interleaved_ratio(TimeBased::default())),
+        ("event-based", interleaved_ratio(EventBased::every(100))),
+        ("hybrid-lock", interleaved_ratio(HybridLock::default())),
+        (
+            "background",
+            interleaved_ratio(Background::new(BackgroundConfig::default()).expect("valid")),
+        ),
+    ];
+    for (id, ab) in interleaved {
+        if let Some(ns) = estimate_ns("process", id) {
+            println!("  {id:<12} {ns:>8.1} ns  {:>6.3}x  {ab:>6.3}x", ns / never);
         }
     }
 }
