@@ -271,7 +271,7 @@ fn nth(t: usize, i: u64, sessions: &[Arc<str>]) -> Event {
     let session = Arc::clone(&sessions[(i % 8) as usize]);
     let mix = i.wrapping_mul(2_654_435_761) >> 7;
     match i % 5 {
-        0 | 1 | 2 => {
+        0..=2 => {
             let tool = TOOLS[((mix + t as u64) % 4) as usize];
             let e = Event::tool_use(session, tool).with_duration_ms((mix % 500) as f64);
             match mix % 3 {
