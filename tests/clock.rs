@@ -202,3 +202,28 @@ fn session_expiry_follows_the_manual_clock() {
         ["t"]
     );
 }
+
+#[test]
+fn advancing_by_a_huge_duration_never_moves_time_back() {
+    let clock = ManualClock::new(secs(1_000));
+    clock.advance(Duration::MAX);
+    assert!(clock.now() >= secs(1_000), "{:?}", clock.now());
+    let after = clock.now();
+    clock.advance(secs(1));
+    assert!(clock.now() >= after);
+}
+
+#[test]
+fn throughput_counts_the_event_after_the_clock_steps_back() {
+    let (mut calc, clock) = manual_calc(20_000);
+    let ping = || Event::new(EventType::Other, "s");
+    assert_eq!(eps(&calc.process(&ping()).unwrap()), 1.0 / 60.0);
+    // The wall clock jumps back an hour (NTP): the events still happened.
+    clock.set(secs(20_000 - 3_600));
+    let m = calc.process(&ping()).unwrap();
+    assert_eq!(
+        eps(&m),
+        2.0 / 60.0,
+        "this event and the one before, in the last 60 s"
+    );
+}

@@ -641,3 +641,23 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn extreme_timestamps_never_panic() {
+    for ts in [
+        "0000-01-01T00:00:00Z",
+        "0000-01-01T00:00:00+23:59",
+        "9999-12-31T23:59:59.999999999-23:59",
+        "9999-12-31T23:59:59.999999999Z",
+        "2016-12-31T23:59:60Z",
+        "2024-02-29T00:00:00Z",
+        "1969-12-31T23:59:59.5Z",
+    ] {
+        match Event::from_json(&with("timestamp", json!(ts))) {
+            Ok(_) => {}
+            Err(EventError::InvalidField { field, .. }) => assert_eq!(field, "timestamp", "{ts}"),
+            Err(other) => panic!("{ts}: {other:?}"),
+        }
+    }
+    assert!(Event::from_json(&with("timestamp", json!("2023-02-29T00:00:00Z"))).is_err());
+}

@@ -48,8 +48,10 @@ impl RateWindow {
         slot.1 += 1;
     }
 
-    /// Events in the seconds `now - 59 ..= now`.
+    /// Events in the seconds `now - 59 ..= now`, where `now` is at least the
+    /// newest second recorded (events stamped earlier were counted there).
     pub fn count(&self, now: u64) -> u64 {
+        let now = now.max(self.newest);
         let oldest = now.saturating_sub(RATE_SECONDS - 1);
         self.slots
             .iter()
