@@ -53,9 +53,17 @@ impl ManualClock {
         }
     }
 
-    /// Moves time forward by `by` and wakes waiting threads.
+    /// Moves time forward by `by` (saturating at the largest time it can
+    /// show) and wakes waiting threads.
     pub fn advance(&self, by: Duration) {
-        self.inner.nanos.fetch_add(to_nanos(by), Ordering::SeqCst);
+        let by = to_nanos(by);
+        // `fetch_add` would wrap around and move time backwards.
+        let _ = self
+            .inner
+            .nanos
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| {
+                Some(n.saturating_add(by))
+            });
         self.wake_waiters();
     }
 

@@ -35,6 +35,16 @@ fn classify(e: serde_json::Error, field: Option<&'static str>) -> EventError {
             field,
             reason: strip_position(&e),
         },
+        // A number beyond f64 (`1e999`) is a syntax error to serde_json, but
+        // it is a bad value of the field being read: name the field.
+        (serde_json::error::Category::Syntax, Some(field))
+            if strip_position(&e) == "number out of range" =>
+        {
+            EventError::InvalidField {
+                field,
+                reason: "number out of range (not a finite number)".to_owned(),
+            }
+        }
         _ => EventError::Malformed {
             line: e.line(),
             column: e.column(),

@@ -51,6 +51,11 @@ impl Default for ScoreWeights {
 }
 
 impl ScoreWeights {
+    /// The largest magnitude a weight may have. Larger weights could overflow
+    /// the formula to infinity (and `inf - inf` to NaN); any weight near this
+    /// already turns the clamped score into a step function.
+    pub const MAX_WEIGHT: f64 = 1e9;
+
     /// Sets the constant term.
     pub fn with_base(mut self, base: f64) -> Self {
         self.base = base;
@@ -81,8 +86,9 @@ impl ScoreWeights {
         self
     }
 
-    /// Checks that every weight is finite and the rate weights are
-    /// non-negative (so the score never falls when S or A grows).
+    /// Checks that every weight is finite and at most [`MAX_WEIGHT`](Self::MAX_WEIGHT)
+    /// in magnitude (so the formula cannot overflow into NaN), and that the
+    /// rate weights are non-negative (so the score never falls when S or A grows).
     pub fn validated(self) -> Result<Self, ConfigError> {
         let weights = [
             ("base", self.base),
@@ -92,10 +98,10 @@ impl ScoreWeights {
             ("tool_volume", self.tool_volume),
         ];
         for (field, w) in weights {
-            if !w.is_finite() {
+            if !w.is_finite() || w.abs() > Self::MAX_WEIGHT {
                 return Err(ConfigError::OutOfRange {
                     field,
-                    reason: "must be finite",
+                    reason: "must be finite and at most 1e9 in magnitude",
                 });
             }
             if field != "base" && w < 0.0 {
