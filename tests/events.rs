@@ -346,6 +346,18 @@ fn duplicate_fields_are_rejected_naming_the_field() {
     );
     let err = Event::from_json(&line).unwrap_err();
     assert_eq!(field_of(&err), Some("session_id"), "{err:?}");
+    // A first `null` still counts as the field being given.
+    let line = format!(
+        r#"{{"event_type":"tool_use","session_id":"a","timestamp":"{TS}","tool_name":null,"tool_name":"bash"}}"#
+    );
+    let err = Event::from_json(&line).unwrap_err();
+    assert_eq!(field_of(&err), Some("tool_name"), "{err:?}");
+    // Inside the payload too.
+    let line = format!(
+        r#"{{"event_type":"tool_use","session_id":"a","timestamp":"{TS}","payload":{{"success":true,"success":false}}}}"#
+    );
+    let err = Event::from_json(&line).unwrap_err();
+    assert_eq!(field_of(&err), Some("payload.success"), "{err:?}");
 }
 
 #[test]

@@ -105,6 +105,7 @@ fn parse_rfc3339(text: &str) -> Result<SystemTime, EventError> {
     Ok(SystemTime::from(parsed))
 }
 
+#[derive(Clone, Copy)]
 enum Field {
     EventType,
     SessionId,
@@ -184,64 +185,57 @@ impl<'de> Visitor<'de> for EventVisitor<'_> {
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<RawEvent, A::Error> {
         let mut raw = RawEvent::default();
-        let mut seen_payload = false;
+        let mut seen = Seen::default();
         while let Some(field) = map.next_key::<Field>()? {
+            let name = match field {
+                Field::EventType => "event_type",
+                Field::SessionId => "session_id",
+                Field::Timestamp => "timestamp",
+                Field::ToolName => "tool_name",
+                Field::DurationMs => "duration_ms",
+                Field::Payload => "payload",
+                Field::Other => {
+                    self.failed.set(None);
+                    map.next_value::<IgnoredAny>()?;
+                    continue;
+                }
+            };
+            self.failed.set(Some(name));
+            seen.first(field as u8, name)?;
             match field {
-                Field::EventType => {
-                    self.failed.set(Some("event_type"));
-                    if raw.event_type.is_some() {
-                        return Err(duplicate("event_type"));
-                    }
-                    raw.event_type = Some(map.next_value_seed(EventTypeSeed)?);
-                }
-                Field::SessionId => {
-                    self.failed.set(Some("session_id"));
-                    if raw.session_id.is_some() {
-                        return Err(duplicate("session_id"));
-                    }
-                    raw.session_id = Some(map.next_value::<String>()?);
-                }
-                Field::Timestamp => {
-                    self.failed.set(Some("timestamp"));
-                    if raw.timestamp.is_some() {
-                        return Err(duplicate("timestamp"));
-                    }
-                    raw.timestamp = Some(map.next_value::<String>()?);
-                }
-                Field::ToolName => {
-                    self.failed.set(Some("tool_name"));
-                    if raw.tool_name.is_some() {
-                        return Err(duplicate("tool_name"));
-                    }
-                    raw.tool_name = map.next_value::<Option<String>>()?;
-                }
-                Field::DurationMs => {
-                    self.failed.set(Some("duration_ms"));
-                    if raw.duration_ms.is_some() {
-                        return Err(duplicate("duration_ms"));
-                    }
-                    raw.duration_ms = map.next_value::<Option<f64>>()?;
-                }
+                Field::EventType => raw.event_type = Some(map.next_value_seed(EventTypeSeed)?),
+                Field::SessionId => raw.session_id = Some(map.next_value::<String>()?),
+                Field::Timestamp => raw.timestamp = Some(map.next_value::<String>()?),
+                Field::ToolName => raw.tool_name = map.next_value::<Option<String>>()?,
+                Field::DurationMs => raw.duration_ms = map.next_value::<Option<f64>>()?,
                 Field::Payload => {
-                    self.failed.set(Some("payload"));
-                    if seen_payload {
-                        return Err(duplicate("payload"));
-                    }
-                    seen_payload = true;
                     raw.payload = map
                         .next_value_seed(PayloadSeed {
                             failed: self.failed,
                         })?
                         .unwrap_or_default();
                 }
-                Field::Other => {
-                    self.failed.set(None);
-                    map.next_value::<IgnoredAny>()?;
-                }
+                Field::Other => {}
             }
         }
         self.failed.set(None);
         Ok(raw)
+    }
+}
+
+/// Which fields of an object were seen, to reject duplicates (even of a
+/// field whose first value was `null`).
+#[derive(Default)]
+struct Seen(u32);
+
+impl Seen {
+    fn first<E: de::Error>(&mut self, bit: u8, field: &'static str) -> Result<(), E> {
+        let mask = 1u32 << bit;
+        if self.0 & mask != 0 {
+            return Err(duplicate(field));
+        }
+        self.0 |= mask;
+        Ok(())
     }
 }
 
@@ -293,24 +287,27 @@ impl<'de> Visitor<'de> for PayloadVisitor<'_> {
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Payload, A::Error> {
         let mut payload = Payload::default();
+        let mut seen = Seen::default();
         while let Some(key) = map.next_key::<PayloadField>()? {
-            match key {
-                PayloadField::Success => {
-                    self.failed.set(Some("payload.success"));
-                    payload.success = map.next_value::<Option<bool>>()?;
-                }
-                PayloadField::Accepted => {
-                    self.failed.set(Some("payload.accepted"));
-                    payload.accepted = map.next_value::<Option<bool>>()?;
-                }
-                PayloadField::PromptLength => {
-                    self.failed.set(Some("payload.prompt_length"));
-                    payload.prompt_length = map.next_value::<Option<u64>>()?;
-                }
+            let name = match key {
+                PayloadField::Success => "payload.success",
+                PayloadField::Accepted => "payload.accepted",
+                PayloadField::PromptLength => "payload.prompt_length",
                 PayloadField::Other => {
                     self.failed.set(Some("payload"));
                     map.next_value::<IgnoredAny>()?;
+                    continue;
                 }
+            };
+            self.failed.set(Some(name));
+            seen.first(key as u8, name)?;
+            match key {
+                PayloadField::Success => payload.success = map.next_value::<Option<bool>>()?,
+                PayloadField::Accepted => payload.accepted = map.next_value::<Option<bool>>()?,
+                PayloadField::PromptLength => {
+                    payload.prompt_length = map.next_value::<Option<u64>>()?;
+                }
+                PayloadField::Other => {}
             }
         }
         self.failed.set(Some("payload"));
@@ -318,6 +315,7 @@ impl<'de> Visitor<'de> for PayloadVisitor<'_> {
     }
 }
 
+#[derive(Clone, Copy)]
 enum PayloadField {
     Success,
     Accepted,
