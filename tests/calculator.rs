@@ -277,10 +277,10 @@ fn nth(t: usize, i: u64, sessions: &[Arc<str>]) -> Event {
             match mix % 3 {
                 0 => e,
                 1 => e.with_success(true),
-                _ => e.with_success(mix % 5 != 0),
+                _ => e.with_success(!mix.is_multiple_of(5)),
             }
         }
-        3 => Event::new(EventType::FileEdit, session).with_accepted(mix % 3 != 0),
+        3 => Event::new(EventType::FileEdit, session).with_accepted(!mix.is_multiple_of(3)),
         _ => Event::new(EventType::UserPrompt, session).with_prompt_length(mix % 100),
     }
 }

@@ -254,7 +254,7 @@ impl Model {
             last_minute as f64 / 60.0,
         ));
         self.seen += 1;
-        let fires = self.seen % self.every == 0;
+        let fires = self.seen.is_multiple_of(self.every);
         (out, fires)
     }
 }

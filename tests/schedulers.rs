@@ -268,7 +268,7 @@ proptest! {
         let (mut calc, clock) = calc_at(1_700_000_000_000, EventBased::every(n));
         for (i, gap) in gaps.iter().enumerate() {
             clock.advance(Duration::from_millis(*gap));
-            prop_assert_eq!(fired(&mut calc), (i as u64 + 1) % n == 0);
+            prop_assert_eq!(fired(&mut calc), (i as u64 + 1).is_multiple_of(n));
         }
         prop_assert_eq!(calc.stats().composites, gaps.len() as u64 / n);
     }
