@@ -62,7 +62,8 @@ impl Iterator for Arrivals {
         loop {
             let &(start, end, rate) = self.phases.get(self.phase)?;
             self.t = self.t.max(start);
-            if rate > 0.0 {
+            // A non-finite rate (an unvalidated profile) brings no events.
+            if rate > 0.0 && rate.is_finite() {
                 let t = self.t + self.rng.exponential(rate);
                 if t < end {
                     self.t = t;

@@ -81,6 +81,8 @@ impl EventMix {
     /// The next event for `worker` (taken modulo the worker count), stamped `at`
     /// (a duration since the UNIX epoch).
     pub fn next_event(&mut self, worker: usize, at: Duration) -> Event {
+        // In range: `sessions` holds at least one worker with at least one
+        // slot (see `new`), and `below(n)` is less than `n`.
         let worker = worker % self.sessions.len();
         let slots = self.sessions[worker].len() as u64;
         let index = self.rng.below(slots) as usize;

@@ -104,7 +104,9 @@ impl LoadProfile {
 
     /// Total length.
     pub fn duration(&self) -> Duration {
-        self.phases.iter().map(|p| p.duration).sum()
+        self.phases
+            .iter()
+            .fold(Duration::ZERO, |total, p| total.saturating_add(p.duration))
     }
 
     /// The mean number of events.
@@ -130,7 +132,7 @@ impl LoadProfile {
             phases: self
                 .phases
                 .iter()
-                .map(|p| Phase::new(p.duration.mul_f64(factor), p.rate / factor))
+                .map(|p| Phase::new(scale(p.duration, factor), p.rate / factor))
                 .collect(),
         }
     }
@@ -153,6 +155,15 @@ impl LoadProfile {
         }
         Ok(())
     }
+}
+
+/// `d * factor`, saturating, and zero for a negative or NaN factor.
+pub(crate) fn scale(d: Duration, factor: f64) -> Duration {
+    Duration::try_from_secs_f64(d.as_secs_f64() * factor).unwrap_or(if factor > 0.0 {
+        Duration::MAX
+    } else {
+        Duration::ZERO
+    })
 }
 
 /// `"1000/s"`, `"0.5/s"`, `"1/min"`.

@@ -1,6 +1,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use super::load_profile::scale as scale_by;
 use super::simulator::poll_step;
 use super::{
     Arrivals, BackendFactory, EventMix, LoadProfile, Recorder, RunReport, SimConfig, SimError,
@@ -138,9 +139,10 @@ impl<F: BackendFactory> RealTimeRunner<F> {
         }
         let mut schedules = vec![Vec::new(); workers];
         for (at, w) in Arrivals::new(profile, workers, config.seed()) {
-            schedules[w].push(at.mul_f64(scale));
+            // `w < workers`: arrivals are spread over exactly `workers` workers.
+            schedules[w].push(scale_by(at, scale));
         }
-        let end = profile.duration().mul_f64(scale);
+        let end = scale_by(profile.duration(), scale);
         // Time for every thread to build its calculator before the first arrival.
         let start = Instant::now() + Duration::from_millis(50);
 
@@ -181,7 +183,7 @@ impl<F: BackendFactory> RealTimeRunner<F> {
 
         // One global timeline, in simulated time; an event before a
         // calculation at the same instant is read by it.
-        let to_sim = |d: Duration| d.div_f64(scale);
+        let to_sim = |d: Duration| scale_by(d, 1.0 / scale);
         let mut timeline: Vec<(Duration, u8, bool)> = Vec::new();
         let mut process_time = Duration::ZERO;
         let mut event_errors = 0;
@@ -248,10 +250,12 @@ fn run_worker<S: CompositeScheduler>(
     let mut out: Vec<Metric> = Vec::with_capacity(16);
     let mut next_poll = poll.map(|(_, step)| step);
     let sleep_until = |offset: Duration| {
-        let due = start + offset;
-        let now = Instant::now();
-        if due > now {
-            std::thread::sleep(due - now);
+        // An offset past what `Instant` can represent is never reached: no sleep.
+        if let Some(due) = start.checked_add(offset) {
+            let now = Instant::now();
+            if due > now {
+                std::thread::sleep(due - now);
+            }
         }
     };
     let mut poll_until = |until: Duration, calc: &mut MetricsCalculator<S>, log: &mut WorkerLog| {

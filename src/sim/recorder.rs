@@ -66,7 +66,7 @@ impl Recorder {
         if self.busy_until.is_some_and(|until| at < until) {
             self.overlapping_calcs += 1;
         }
-        let end = at + self.calc_duration;
+        let end = at.saturating_add(self.calc_duration);
         self.busy_until = Some(self.busy_until.map_or(end, |u| u.max(end)));
         if let Some(last) = self.last_start {
             let gap = at.saturating_sub(last);

@@ -135,6 +135,7 @@ impl Simulator {
             poll_until(at, &mut workers, &mut next_poll, &mut rec);
             clock.set(start + at);
             let event = mix.next_event(w, start + at);
+            // `w < workers.len()`: arrivals are spread over exactly that many workers.
             let worker = &mut workers[w];
             let before = worker.stats().composites;
             let t0 = Instant::now();
