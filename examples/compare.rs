@@ -967,10 +967,22 @@ fn color(strategy: &str) -> &'static str {
 }
 
 fn rate_label(rate: f64) -> String {
-    if rate < 1.0 && ((rate * 60.0) - (rate * 60.0).round()).abs() < 1e-9 {
+    let whole = |x: f64| (x - x.round()).abs() < 1e-9;
+    if rate < 1.0 && whole(rate * 60.0) {
         format!("{}/min", (rate * 60.0).round())
+    } else if whole(rate) {
+        format!("{}/s", rate.round())
     } else {
         format!("{}/s", sig(rate))
+    }
+}
+
+/// Hybrid-lock is dashed: it often lies right on background's line.
+fn dash(strategy: &str) -> &'static str {
+    if strategy == "hybrid-lock" {
+        r#" stroke-dasharray="7,5""#
+    } else {
+        ""
     }
 }
 
@@ -1015,7 +1027,7 @@ fn to_svg(all: &[ProfileRuns], o: &Options) -> String {
         ),
         (570.0, "max reflect lag, seconds (hollow: lower bound)", lag),
     ];
-    for (x0, title, metric) in panels {
+    for (panel, (x0, title, metric)) in panels.into_iter().enumerate() {
         let (pw, ph, y0) = (380.0, 330.0, 50.0);
         let values: Vec<f64> = steady
             .iter()
@@ -1103,7 +1115,13 @@ fn to_svg(all: &[ProfileRuns], o: &Options) -> String {
             x0 + pw / 2.0,
             y0 + ph + 36.0
         );
-        for name in &names {
+        // Background first, so the dashed hybrid-lock line stays visible on it.
+        let mut order = names.clone();
+        order.sort_by_key(|n| *n != "background");
+        for name in &order {
+            if *name == "never" && panel == 1 {
+                continue; // never reflects anything: no lag to draw
+            }
             let points: Vec<(f64, f64, bool)> = steady
                 .iter()
                 .filter_map(|p| {
@@ -1120,8 +1138,9 @@ fn to_svg(all: &[ProfileRuns], o: &Options) -> String {
                     .collect();
                 let _ = writeln!(
                     s,
-                    r#"<polyline points="{}" fill="none" stroke="{c}" stroke-width="2"/>"#,
-                    path.join(" ")
+                    r#"<polyline points="{}" fill="none" stroke="{c}" stroke-width="2"{}/>"#,
+                    path.join(" "),
+                    dash(name)
                 );
             }
             for (x, y, open) in points {
@@ -1139,17 +1158,18 @@ fn to_svg(all: &[ProfileRuns], o: &Options) -> String {
     for name in &names {
         let _ = writeln!(
             s,
-            r#"<line x1="{x}" y1="{y}" x2="{}" y2="{y}" stroke="{}" stroke-width="3"/><text x="{}" y="{}">{name}</text>"#,
+            r#"<line x1="{x}" y1="{y}" x2="{}" y2="{y}" stroke="{}" stroke-width="3"{}/><text x="{}" y="{}">{name}</text>"#,
             x + 24.0,
             color(name),
+            dash(name),
             x + 30.0,
             y + 4.0
         );
-        x += 130.0;
+        x += 120.0;
     }
     let _ = writeln!(
         s,
-        r##"<text x="{x}" y="{}" fill="#555">(zero calculations are not drawn on a log scale)</text>"##,
+        r##"<text x="{x}" y="{}" fill="#555">(never computes: nothing to draw on a log scale)</text>"##,
         y + 4.0
     );
     s.push_str("</svg>\n");

@@ -1,4 +1,4 @@
-use std::sync::Arc;
+use std::sync::{Arc, Barrier, OnceLock};
 use std::time::{Duration, Instant};
 
 use super::load_profile::scale as scale_by;
@@ -143,8 +143,11 @@ impl<F: BackendFactory> RealTimeRunner<F> {
             schedules[w].push(scale_by(at, scale));
         }
         let end = scale_by(profile.duration(), scale);
-        // Time for every thread to build its calculator before the first arrival.
-        let start = Instant::now() + Duration::from_millis(50);
+        // Every thread builds its calculator (a background scheduler's ticks
+        // count from then), waits for the others, and the first one through
+        // fixes the common start.
+        let ready = Barrier::new(workers);
+        let start = OnceLock::new();
 
         let logs = std::thread::scope(|scope| {
             let handles: Vec<_> = schedules
@@ -153,6 +156,7 @@ impl<F: BackendFactory> RealTimeRunner<F> {
                 .enumerate()
                 .map(|(w, (arrivals, backend))| {
                     let make = &make;
+                    let (ready, start) = (&ready, &start);
                     scope.spawn(move || {
                         run_worker(
                             w,
@@ -161,7 +165,7 @@ impl<F: BackendFactory> RealTimeRunner<F> {
                             make,
                             poll,
                             arrivals,
-                            start,
+                            (ready, start),
                             end,
                         )
                     })
@@ -230,16 +234,22 @@ fn run_worker<S: CompositeScheduler>(
     make: &(impl Fn() -> Result<S, SimError> + Sync),
     poll: Option<Poll<S>>,
     arrivals: Vec<Duration>,
-    start: Instant,
+    (ready, start): (&Barrier, &OnceLock<Instant>),
     end: Duration,
 ) -> Result<WorkerLog, SimError> {
-    let mut calc = MetricsCalculator::builder()
-        .clock(SystemClock)
-        .state(backend)
-        .sink(CallbackSink::new(|_: &[Metric]| Ok::<(), SinkError>(())))
-        .scheduler(make()?)
-        .build()
-        .map_err(SimError::Build)?;
+    let built = make().and_then(|scheduler| {
+        MetricsCalculator::builder()
+            .clock(SystemClock)
+            .state(backend)
+            .sink(CallbackSink::new(|_: &[Metric]| Ok::<(), SinkError>(())))
+            .scheduler(scheduler)
+            .build()
+            .map_err(SimError::Build)
+    });
+    // Wait even after a failure, so the other workers are not left waiting.
+    ready.wait();
+    let start = *start.get_or_init(Instant::now);
+    let mut calc = built?;
     let mut mix = EventMix::new(config.workers(), config.sessions_per_worker(), {
         config.seed().wrapping_add(w as u64 + 1)
     });
