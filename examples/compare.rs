@@ -46,9 +46,6 @@ LOAD:
     --seed N              seed of arrivals and event contents [42]
     --calc-ms MS          simulated duration of one composite calculation,
                           for counting overlapping calculations [5]
-    --cpu-repeats N       event-path cost: interleaved repeats of every
-                          strategy on up to 100 000 events of each profile,
-                          least time kept; 0 uses the main runs [5]
 
 STRATEGIES:
     --strategies LIST     which to run, from never,time-based,event-based,
@@ -84,7 +81,6 @@ struct Options {
     profiles: Vec<LoadProfile>,
     seed: u64,
     calc_ms: f64,
-    cpu_repeats: usize,
     strategies: Vec<String>,
     period: u64,
     every: u64,
@@ -108,7 +104,6 @@ impl Default for Options {
             profiles: Vec::new(),
             seed: 42,
             calc_ms: 5.0,
-            cpu_repeats: 5,
             strategies: Strategy::defaults()
                 .iter()
                 .map(|s| s.name().to_owned())
@@ -183,7 +178,6 @@ fn parse_args(args: &[String]) -> Result<Option<Options>, String> {
             }
             "--seed" => o.seed = number(&value(flag)?, flag)?,
             "--calc-ms" => o.calc_ms = number(&value(flag)?, flag)?,
-            "--cpu-repeats" => o.cpu_repeats = number(&value(flag)?, flag)?,
             "--strategies" => {
                 let known: Vec<&str> = Strategy::defaults().iter().map(|s| s.name()).collect();
                 o.strategies = Vec::new();
@@ -276,42 +270,17 @@ struct ProfileRuns {
     profile: LoadProfile,
     steady_rate: Option<f64>,
     reports: Vec<RunReport>,
-    /// Per strategy (aligned with `reports`): the least mean `process` time,
-    /// in ns per event, over interleaved repeats (virtual mode only).
-    cpu_ns: Vec<Option<f64>>,
 }
 
-/// Event-path cost, measured apart from the main runs so that machine noise
-/// does not decide the comparison: every strategy runs the same (shortened)
-/// profile `repeats` times, strategies interleaved round-robin, and each
-/// keeps its least mean `process` time (interference only ever adds time).
-fn cpu_costs(
-    sim: &Simulator,
-    strategies: &[Strategy],
-    profile: &LoadProfile,
-    steady_rate: Option<f64>,
-    repeats: usize,
-) -> Result<Vec<Option<f64>>, SimError> {
-    const EVENTS: f64 = 100_000.0;
-    let sample = match steady_rate {
-        Some(rate) if rate * profile.duration().as_secs_f64() > EVENTS => {
-            LoadProfile::poisson(rate, Duration::from_secs_f64(EVENTS / rate))
-        }
-        _ if profile.expected_events() > 3.0 * EVENTS => return Ok(vec![None; strategies.len()]),
-        _ => profile.clone(),
-    };
-    let mut best: Vec<Option<f64>> = vec![None; strategies.len()];
-    for _ in 0..repeats {
-        for (i, strategy) in strategies.iter().enumerate() {
-            if let Some(ns) = sim.run(strategy, &sample)?.process_ns_per_event() {
-                best[i] = Some(best[i].map_or(ns, |b: f64| b.min(ns)));
-            }
-        }
-    }
-    Ok(best)
-}
+/// Runs every strategy on one profile.
+type RunFn<'a> = Box<dyn Fn(&[Strategy], &LoadProfile) -> Result<Vec<RunReport>, SimError> + 'a>;
 
-type RunFn<'a> = Box<dyn Fn(&Strategy, &LoadProfile) -> Result<RunReport, SimError> + 'a>;
+/// Runs the strategies one after the other with a one-strategy runner.
+fn one_by_one<'a>(
+    run: impl Fn(&Strategy, &LoadProfile) -> Result<RunReport, SimError> + 'a,
+) -> RunFn<'a> {
+    Box::new(move |strategies, profile| strategies.iter().map(|s| run(s, profile)).collect())
+}
 
 fn run(o: &Options) -> Result<(), Box<dyn std::error::Error>> {
     let total = Instant::now();
@@ -320,10 +289,6 @@ fn run(o: &Options) -> Result<(), Box<dyn std::error::Error>> {
         .with_seed(o.seed)
         .with_calc_duration(Duration::from_secs_f64(o.calc_ms.max(0.0) / 1_000.0));
     let strategies = strategies(o)?;
-    let cpu_sim = match o.time_scale {
-        None => Some(Simulator::new(config)?),
-        Some(_) => None,
-    };
     let (runner, mode): (RunFn<'_>, String) = match (o.time_scale, &o.redis) {
         (None, _) => {
             let sim = Simulator::new(config)?;
@@ -331,17 +296,17 @@ fn run(o: &Options) -> Result<(), Box<dyn std::error::Error>> {
             // penalised in the event-path cost comparison.
             sim.run(
                 &Strategy::Never,
-                &LoadProfile::poisson(10_000.0, Duration::from_secs(20)),
+                &LoadProfile::poisson(10_000.0, Duration::from_secs(10)),
             )?;
             (
-                Box::new(move |s, p| sim.run(s, p)),
-                "memory backend, virtual time (ManualClock)".to_owned(),
+                Box::new(move |s, p| sim.run_all(s, p)),
+                "memory backend, virtual time (ManualClock), strategies in lockstep".to_owned(),
             )
         }
         (Some(scale), None) => {
             let runner = RealTimeRunner::new(config, scale, MemoryBackends)?;
             (
-                Box::new(move |s, p| runner.run(s, p)),
+                one_by_one(move |s, p| runner.run(s, p)),
                 format!("memory backend, real time (SystemClock), time scale {scale}"),
             )
         }
@@ -384,9 +349,8 @@ fn run(o: &Options) -> Result<(), Box<dyn std::error::Error>> {
 
     let mut all = Vec::new();
     for (profile, steady_rate) in profiles {
-        let mut reports = Vec::new();
-        for strategy in &strategies {
-            let report = runner(strategy, &profile)?;
+        let reports = runner(&strategies, &profile)?;
+        for report in &reports {
             eprintln!(
                 "  ran {:<12} on {:<28} {:>9} events, {:>8} calcs, {:>7.2}s wall",
                 report.strategy_name,
@@ -395,19 +359,11 @@ fn run(o: &Options) -> Result<(), Box<dyn std::error::Error>> {
                 report.calcs,
                 report.wall_time.as_secs_f64()
             );
-            reports.push(report);
         }
-        let cpu_ns = match &cpu_sim {
-            Some(sim) if o.cpu_repeats > 0 => {
-                cpu_costs(sim, &strategies, &profile, steady_rate, o.cpu_repeats)?
-            }
-            _ => vec![None; reports.len()],
-        };
         all.push(ProfileRuns {
             profile,
             steady_rate,
             reports,
-            cpu_ns,
         });
     }
     eprintln!();
@@ -476,7 +432,7 @@ fn redis_runner(
     let factory = redis_backends::RedisBackends::new(url);
     let runner = RealTimeRunner::new(config, scale, factory)?;
     Ok((
-        Box::new(move |s, p| runner.run(s, p)),
+        one_by_one(move |s, p| runner.run(s, p)),
         format!("Redis at {url}, real time (SystemClock), time scale {scale}"),
     ))
 }
@@ -603,20 +559,9 @@ fn baseline(runs: &ProfileRuns) -> Option<&RunReport> {
     runs.reports.iter().find(|r| r.strategy_name == "never")
 }
 
-/// `process` cost against `never` on the same profile: from the interleaved
-/// repeats when they ran, else from the main runs.
+/// `process` cost against `never` on the same profile.
 fn cpu_ratio(runs: &ProfileRuns, r: &RunReport) -> Option<f64> {
-    let index = |name: &str| runs.reports.iter().position(|x| x.strategy_name == name);
-    let (me, never) = (index(r.strategy_name)?, index("never")?);
-    match (runs.cpu_ns[me], runs.cpu_ns[never]) {
-        (Some(a), Some(b)) if b > 0.0 => Some(a / b),
-        _ => baseline(runs).and_then(|b| r.cpu_ratio(b)),
-    }
-}
-
-fn cpu_ns(runs: &ProfileRuns, r: &RunReport) -> Option<f64> {
-    let me = runs.reports.iter().position(|x| std::ptr::eq(x, r))?;
-    runs.cpu_ns[me].or_else(|| r.process_ns_per_event())
+    baseline(runs).and_then(|b| r.cpu_ratio(b))
 }
 
 fn note_table(all: &[ProfileRuns], o: &Options) -> String {
@@ -790,8 +735,8 @@ fn note_table(all: &[ProfileRuns], o: &Options) -> String {
     t.push_str(
         "\nHigh load = 1000 events/s over all workers, as in the note. Backend ops are counted by \
          the backend. Event-path cost: mean real time of `process` against `never` on the same \
-         profile, least of interleaved repeats (still noisy on a shared machine; `cargo bench` \
-         gives a precise ratio). Max reflect \
+         events, strategies run in lockstep, calls over 1 ms (preemption) left out; still \
+         noisy on a shared machine, `cargo bench` gives a precise ratio. Max reflect \
          lag marked ≥ is a lower bound: some events were still unreflected when the run ended.\n",
     );
     t
@@ -803,7 +748,7 @@ fn full_table(all: &[ProfileRuns]) -> String {
     t.push_str(
         "| profile | strategy | events | calcs/s | on event path | idle | overlapping | \
          reads/s | composite ops/s | lag p50 | lag p99 | lag max | unreflected | \
-         process ns/event (least) | vs never |\n",
+         process ns/event | vs never |\n",
     );
     t.push_str("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
     for runs in all {
@@ -824,7 +769,8 @@ fn full_table(all: &[ProfileRuns]) -> String {
                 fmt_opt_dur(r.lag.p99),
                 fmt_worst(r),
                 r.lag.unreflected,
-                cpu_ns(runs, r).map_or_else(|| "-".to_owned(), |n| format!("{n:.0}")),
+                r.process_ns_per_event()
+                    .map_or_else(|| "-".to_owned(), |n| format!("{n:.0}")),
                 fmt_ratio(cpu_ratio(runs, r)),
             );
         }
@@ -844,11 +790,11 @@ fn to_csv(all: &[ProfileRuns]) -> String {
          event_errors,calcs,calcs_per_s,event_path_calcs,background_calcs,idle_calcs,\
          overlapping_calcs,min_gap_s,composite_reads,lock_attempts,locks_acquired,unlocks,\
          marker_reads,composite_ops,composite_ops_per_s,lag_p50_s,lag_p99_s,lag_max_s,reflected,\
-         unreflected,oldest_unreflected_s,process_ns_per_event,process_ns_per_event_min,cpu_ratio_vs_never,wall_s\n",
+         unreflected,oldest_unreflected_s,process_ns_per_event,process_outliers,cpu_ratio_vs_never,wall_s\n",
     );
     let quote = |s: &str| format!("\"{}\"", s.replace('"', "\"\""));
     for runs in all {
-        for (i, r) in runs.reports.iter().enumerate() {
+        for r in &runs.reports {
             let _ = writeln!(
                 t,
                 "{},{},{},{},{},{},{},{},{},{},{},{:.6},{},{},{},{},{},{},{},{},{},{},{},{:.6},{},{},{},{},{},{},{},{},{},{:.3}",
@@ -884,7 +830,7 @@ fn to_csv(all: &[ProfileRuns]) -> String {
                 opt_secs(r.lag.oldest_unreflected),
                 r.process_ns_per_event()
                     .map_or_else(String::new, |n| format!("{n:.1}")),
-                runs.cpu_ns[i].map_or_else(String::new, |n| format!("{n:.1}")),
+                r.process_outliers,
                 cpu_ratio(runs, r).map_or_else(String::new, |x| format!("{x:.4}")),
                 r.wall_time.as_secs_f64(),
             );
@@ -939,7 +885,7 @@ fn to_json(all: &[ProfileRuns], o: &Options, mode: &str) -> serde_json::Result<S
                         "oldest_unreflected_s": secs(r.lag.oldest_unreflected),
                     },
                     "process_ns_per_event": r.process_ns_per_event(),
-                    "process_ns_per_event_min": cpu_ns(runs, r),
+                    "process_outliers": r.process_outliers,
                     "cpu_ratio_vs_never": cpu_ratio(runs, r),
                     "wall_s": r.wall_time.as_secs_f64(),
                 })

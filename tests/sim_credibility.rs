@@ -232,6 +232,7 @@ fn same_seed_same_numbers() {
     let profile = LoadProfile::parse("mixed", "20s@500,30s@0,10s@2000").expect("valid profile");
     let strip = |mut r: RunReport| {
         r.process_time = Duration::ZERO;
+        r.process_outliers = 0;
         r.wall_time = Duration::ZERO;
         r
     };
@@ -277,4 +278,23 @@ fn real_time_runner_runs_on_the_memory_backend() {
     assert_eq!(report.calcs, expected);
     assert_eq!(report.ops.composite_reads, expected);
     assert!(RealTimeRunner::new(SimConfig::default(), 0.0, MemoryBackends).is_err());
+}
+
+#[test]
+fn lockstep_runs_give_the_numbers_of_separate_runs() {
+    let profile = LoadProfile::parse("mixed", "20s@500,40s@0,10s@2000").expect("valid profile");
+    let strip = |mut r: RunReport| {
+        r.process_time = Duration::ZERO;
+        r.process_outliers = 0;
+        r.wall_time = Duration::ZERO;
+        r
+    };
+    let sim = sim(3);
+    let together = sim
+        .run_all(&Strategy::defaults(), &profile)
+        .expect("simulation runs");
+    for (strategy, lockstep) in Strategy::defaults().iter().zip(together) {
+        let alone = run(&sim, *strategy, &profile);
+        assert_eq!(strip(lockstep), strip(alone), "{strategy}");
+    }
 }

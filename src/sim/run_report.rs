@@ -9,6 +9,21 @@ use crate::state::OpCounts;
 /// `process_time` is real CPU time spent inside
 /// [`MetricsCalculator::process_into`](crate::MetricsCalculator::process_into)
 /// and is the only figure that varies between runs with the same seed.
+///
+/// ```
+/// use std::time::Duration;
+/// use composite_metrics::sim::{LoadProfile, SimConfig, Simulator, Strategy};
+///
+/// let sim = Simulator::new(SimConfig::default())?;
+/// let profile = LoadProfile::poisson(100.0, Duration::from_secs(120));
+/// let report = sim.run(&Strategy::defaults()[4], &profile)?; // background, 30 s
+/// assert_eq!(report.calcs, 4); // at 30, 60, 90 and 120 s, one worker each time
+/// assert_eq!(report.event_path_calcs, 0);
+/// assert!(report.lag.max.unwrap() <= Duration::from_secs(30));
+/// // Per tick: 3 lock attempts, 1 release, 1 composite read.
+/// assert_eq!(report.ops.composite_ops(), 4 * 5);
+/// # Ok::<(), composite_metrics::sim::SimError>(())
+/// ```
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct RunReport {
     /// The strategy with its parameters (e.g. `event-based(every 100)`).
@@ -48,8 +63,12 @@ pub struct RunReport {
     pub ops: OpCounts,
     /// Reflect lag.
     pub lag: LagStats,
-    /// Real time spent in `process`, all workers.
+    /// Real time spent in `process`, all workers, leaving out the calls
+    /// slower than [`SimConfig::timing_cap`](super::SimConfig::timing_cap)
+    /// (taken to be the thread being preempted).
     pub process_time: Duration,
+    /// `process` calls left out of `process_time`.
+    pub process_outliers: u64,
     /// Real time the run took.
     pub wall_time: Duration,
     /// When each calculation started, as an offset from the run's start.
@@ -92,9 +111,10 @@ impl RunReport {
         self.per_sec(self.events)
     }
 
-    /// Mean real time of one `process` call, in nanoseconds.
+    /// Mean real time of one `process` call, in nanoseconds (outliers left out).
     pub fn process_ns_per_event(&self) -> Option<f64> {
-        (self.events > 0).then(|| self.process_time.as_nanos() as f64 / self.events as f64)
+        let timed = (self.events + self.event_errors).saturating_sub(self.process_outliers);
+        (timed > 0).then(|| self.process_time.as_nanos() as f64 / timed as f64)
     }
 
     /// Event-path cost relative to `baseline` (normally the `Never` run of the

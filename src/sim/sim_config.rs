@@ -8,7 +8,7 @@ use super::SimError;
 ///
 /// 3 workers, seed 42, a simulated composite duration of 5 ms (used to count
 /// overlapping calculations), 4 live sessions per worker, virtual time
-/// starting at 2024-01-01T00:00:00Z.
+/// starting at 2024-01-01T00:00:00Z, a timing cap of 1 ms.
 ///
 /// ```
 /// use std::time::Duration;
@@ -25,6 +25,7 @@ pub struct SimConfig {
     calc_duration: Duration,
     sessions_per_worker: usize,
     start: Duration,
+    timing_cap: Duration,
 }
 
 impl Default for SimConfig {
@@ -35,6 +36,7 @@ impl Default for SimConfig {
             calc_duration: Duration::from_millis(5),
             sessions_per_worker: 4,
             start: Duration::from_secs(1_704_067_200),
+            timing_cap: Duration::from_millis(1),
         }
     }
 }
@@ -70,6 +72,21 @@ impl SimConfig {
     pub fn with_start(mut self, start: Duration) -> Self {
         self.start = start;
         self
+    }
+
+    /// A `process` call slower than this is taken to be the thread being
+    /// preempted by another process: it is left out of the event-path cost
+    /// and counted in [`RunReport::process_outliers`](super::RunReport::process_outliers).
+    /// [`Duration::MAX`] keeps every call. Only the virtual-time
+    /// [`Simulator`](super::Simulator) applies it.
+    pub fn with_timing_cap(mut self, cap: Duration) -> Self {
+        self.timing_cap = cap;
+        self
+    }
+
+    /// The timing cap.
+    pub fn timing_cap(&self) -> Duration {
+        self.timing_cap
     }
 
     /// Number of workers.

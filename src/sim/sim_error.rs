@@ -3,6 +3,14 @@ use thiserror::Error;
 use crate::error::{BackendError, ConfigError, Error};
 
 /// Why a simulation could not run.
+///
+/// ```
+/// use composite_metrics::sim::{LoadProfile, SimError};
+///
+/// let err = LoadProfile::parse("bad", "10s@fast").unwrap_err();
+/// assert!(matches!(err, SimError::Profile { .. }));
+/// assert!(err.to_string().contains("fast"));
+/// ```
 #[derive(Debug, Error)]
 #[non_exhaustive]
 pub enum SimError {

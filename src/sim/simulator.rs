@@ -1,13 +1,15 @@
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use super::{Arrivals, EventMix, LoadProfile, Recorder, RunReport, SimConfig, SimError, Strategy};
+use super::{
+    Arrivals, EventMix, Lane, LaneOps, LoadProfile, RunReport, SimConfig, SimError, Strategy,
+};
+#[cfg(doc)]
 use crate::calculator::MetricsCalculator;
+#[cfg(doc)]
 use crate::clock::ManualClock;
-use crate::error::SinkError;
-use crate::metric::Metric;
-use crate::schedule::{Background, CompositeScheduler, EventBased, HybridLock, Never, TimeBased};
-use crate::sink::CallbackSink;
-use crate::state::{MemoryState, StateBackend};
+use crate::schedule::{Background, EventBased, HybridLock, Never, TimeBased};
+#[cfg(doc)]
+use crate::state::MemoryState;
 
 /// Runs strategies under load profiles on virtual time: W workers, each its
 /// own [`MetricsCalculator`] and scheduler, over one shared [`MemoryState`],
@@ -19,6 +21,10 @@ use crate::state::{MemoryState, StateBackend};
 /// [`RunReport`], except the real-time CPU figures. A `Background` scheduler
 /// runs in manual mode and is polled at every `interval / 64` of virtual time,
 /// idle gaps included. Computed metrics go to a sink that discards them.
+/// A calculation is instantaneous in virtual time; its simulated duration
+/// ([`SimConfig::calc_duration`]) only serves to count overlapping ones.
+/// [`run_all`](Self::run_all) runs several strategies in lockstep over the
+/// same events, for a fair comparison of their event-path cost.
 ///
 /// ```
 /// use std::time::Duration;
@@ -37,9 +43,6 @@ pub struct Simulator {
     config: SimConfig,
 }
 
-/// How the simulator drives a manual background scheduler.
-type Poll<S> = (fn(&mut S) -> u64, Duration);
-
 impl Simulator {
     /// A simulator with `config`, rejected if invalid.
     pub fn new(config: SimConfig) -> Result<Self, SimError> {
@@ -54,126 +57,109 @@ impl Simulator {
 
     /// Runs `strategy` under `profile` and measures it.
     pub fn run(&self, strategy: &Strategy, profile: &LoadProfile) -> Result<RunReport, SimError> {
-        profile.validate()?;
-        match *strategy {
-            Strategy::Never => self.run_with(strategy, profile, || Ok(Never), None),
-            Strategy::TimeBased { period } => {
-                self.run_with(strategy, profile, || Ok(TimeBased::every(period)), None)
-            }
-            Strategy::EventBased { every } => {
-                self.run_with(strategy, profile, || Ok(EventBased::every(every)), None)
-            }
-            Strategy::HybridLock(config) => {
-                config.validate()?;
-                self.run_with(strategy, profile, || Ok(HybridLock::new(config)?), None)
-            }
-            Strategy::Background(config) => {
-                config.validate()?;
-                let step = poll_step(config.interval());
-                self.run_with(
-                    strategy,
-                    profile,
-                    || Ok(Background::manual(config)?),
-                    Some((Background::poll, step)),
-                )
-            }
-        }
+        let mut reports = self.run_all(std::slice::from_ref(strategy), profile)?;
+        reports.pop().ok_or_else(|| SimError::Setting {
+            field: "strategies",
+            reason: "no report for the strategy".into(),
+        })
     }
 
-    fn run_with<S: CompositeScheduler>(
+    /// Runs several strategies in lockstep over the same events: each event
+    /// is processed by every strategy's workers in turn (each strategy has
+    /// its own clock, backend and workers). The numbers are the same as
+    /// separate [`run`](Self::run)s; the real-time cost figures are fairer,
+    /// since machine noise falls on every strategy alike.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use composite_metrics::sim::{LoadProfile, SimConfig, Simulator, Strategy};
+    ///
+    /// let sim = Simulator::new(SimConfig::default())?;
+    /// let profile = LoadProfile::poisson(1_000.0, Duration::from_secs(5));
+    /// let reports = sim.run_all(&Strategy::defaults(), &profile)?;
+    /// let never = &reports[0];
+    /// for report in &reports {
+    ///     assert_eq!(report.events, never.events);
+    ///     println!("{}: {:.2}x never", report.strategy_name, report.cpu_ratio(never).unwrap());
+    /// }
+    /// # Ok::<(), composite_metrics::sim::SimError>(())
+    /// ```
+    pub fn run_all(
         &self,
-        strategy: &Strategy,
+        strategies: &[Strategy],
         profile: &LoadProfile,
-        make: impl Fn() -> Result<S, SimError>,
-        poll: Option<Poll<S>>,
-    ) -> Result<RunReport, SimError> {
-        let wall = Instant::now();
+    ) -> Result<Vec<RunReport>, SimError> {
+        profile.validate()?;
         let config = self.config;
-        let start = config.start();
-        let clock = ManualClock::new(start);
-        let state = MemoryState::with_clock(clock.clone());
-        let mut workers = (0..config.workers())
-            .map(|_| {
-                MetricsCalculator::builder()
-                    .clock(clock.clone())
-                    .state(state.clone())
-                    .sink(CallbackSink::new(|_: &[Metric]| Ok::<(), SinkError>(())))
-                    .scheduler(make()?)
-                    .build()
-                    .map_err(SimError::Build)
-            })
+        let mut lanes = strategies
+            .iter()
+            .map(|s| lane(*s, profile, config))
             .collect::<Result<Vec<_>, _>>()?;
         let mut mix = EventMix::new(
             config.workers(),
             config.sessions_per_worker(),
             config.seed(),
         );
-        let mut rec = Recorder::new(config.calc_duration());
-        let end = profile.duration();
-        let mut next_poll = poll.map(|(_, step)| step);
-        let mut process_time = Duration::ZERO;
-        let mut event_errors = 0;
-        let mut out: Vec<Metric> = Vec::with_capacity(16);
-
-        let poll_until = |until: Duration,
-                          workers: &mut [MetricsCalculator<S>],
-                          next_poll: &mut Option<Duration>,
-                          rec: &mut Recorder| {
-            let Some((poll_fn, step)) = poll else { return };
-            while let Some(at) = next_poll.filter(|at| *at <= until) {
-                clock.set(start + at);
-                for w in workers.iter_mut() {
-                    for _ in 0..poll_fn(w.scheduler_mut()) {
-                        rec.calc(at, false);
-                    }
-                }
-                *next_poll = Some(at + step);
-            }
-        };
-
-        for (at, w) in Arrivals::new(profile, config.workers(), config.seed()) {
-            poll_until(at, &mut workers, &mut next_poll, &mut rec);
-            clock.set(start + at);
-            let event = mix.next_event(w, start + at);
-            // `w < workers.len()`: arrivals are spread over exactly that many workers.
-            let worker = &mut workers[w];
-            let before = worker.stats().composites;
-            let t0 = Instant::now();
-            let result = worker.process_into(&event, &mut out);
-            process_time += t0.elapsed();
-            out.clear();
-            match result {
-                Ok(()) => rec.event(at),
-                Err(_) => event_errors += 1,
-            }
-            for _ in before..worker.stats().composites {
-                rec.calc(at, true);
+        let n = lanes.len().max(1);
+        for (i, (at, w)) in Arrivals::new(profile, config.workers(), config.seed()).enumerate() {
+            let event = mix.next_event(w, config.start() + at);
+            // Rotate which lane goes first, so none always meets a fresh event.
+            let first = i % n;
+            let (head, tail) = lanes.split_at_mut(first);
+            for lane in tail.iter_mut().chain(head.iter_mut()) {
+                lane.event(at, w, &event);
             }
         }
-        poll_until(end, &mut workers, &mut next_poll, &mut rec);
-        clock.set(start + end);
-        for w in &mut workers {
-            w.shutdown();
-        }
-
-        let mut report = RunReport {
-            strategy: strategy.to_string(),
-            strategy_name: strategy.name(),
-            profile: profile.name().to_owned(),
-            mode: "virtual",
-            workers: config.workers(),
-            seed: config.seed(),
-            duration: end,
-            offered_rate: profile.mean_rate(),
-            event_errors,
-            ops: state.op_counts(),
-            process_time,
-            ..RunReport::default()
-        };
-        rec.finish(end, &mut report);
-        report.wall_time = wall.elapsed();
-        Ok(report)
+        lanes
+            .into_iter()
+            .map(|lane| lane.finish(profile.duration()))
+            .collect()
     }
+}
+
+/// The lane simulating `strategy`, with its scheduler type.
+fn lane(
+    strategy: Strategy,
+    profile: &LoadProfile,
+    config: SimConfig,
+) -> Result<Box<dyn LaneOps>, SimError> {
+    Ok(match strategy {
+        Strategy::Never => Box::new(Lane::new(strategy, profile, config, || Ok(Never), None)?),
+        Strategy::TimeBased { period } => Box::new(Lane::new(
+            strategy,
+            profile,
+            config,
+            || Ok(TimeBased::every(period)),
+            None,
+        )?),
+        Strategy::EventBased { every } => Box::new(Lane::new(
+            strategy,
+            profile,
+            config,
+            || Ok(EventBased::every(every)),
+            None,
+        )?),
+        Strategy::HybridLock(c) => {
+            c.validate()?;
+            Box::new(Lane::new(
+                strategy,
+                profile,
+                config,
+                || Ok(HybridLock::new(c)?),
+                None,
+            )?)
+        }
+        Strategy::Background(c) => {
+            c.validate()?;
+            Box::new(Lane::new(
+                strategy,
+                profile,
+                config,
+                || Ok(Background::manual(c)?),
+                Some((Background::poll, poll_step(c.interval()))),
+            )?)
+        }
+    })
 }
 
 /// How often a background scheduler is polled: every 1/64 of its interval
