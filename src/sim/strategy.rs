@@ -33,7 +33,8 @@ pub enum Strategy {
     /// [`HybridLock`](crate::HybridLock) with its configuration.
     HybridLock(HybridLockConfig),
     /// [`Background`](crate::Background) in manual mode, polled by the
-    /// simulator at every `interval / 64` of simulated time and before events.
+    /// simulator at every `interval / 64` of simulated time, idle or not (each
+    /// poll runs before any event that arrives after it).
     Background(BackgroundConfig),
 }
 
