@@ -39,6 +39,7 @@ pub mod event;
 pub mod metric;
 pub mod schedule;
 pub mod score;
+pub mod sim;
 pub mod sink;
 pub mod state;
 pub mod window;
