@@ -141,7 +141,7 @@ fn hybrid_lock_ceiling_and_floor_hold_at_every_rate() {
             report.max_calcs_within(config.min_interval()) <= 1,
             "{label}: two calculations within min_interval"
         );
-        assert!(report.min_gap.map_or(true, |g| g >= config.min_interval()));
+        assert!(report.min_gap.is_none_or(|g| g >= config.min_interval()));
         assert_eq!(report.overlapping_calcs, 0, "{label}: overlapping");
 
         // G2: an event is reflected within max_staleness plus the gap to the
@@ -200,7 +200,7 @@ fn background_with_coordination_computes_once_per_interval_at_every_rate_idle_in
         assert!(report
             .lag
             .oldest_unreflected
-            .map_or(true, |age| age < interval));
+            .is_none_or(|age| age < interval));
     }
     // With no events at all, every calculation is an idle one.
     let idle = run(&sim, strategy, &profiles[5]);
