@@ -62,13 +62,27 @@ pub struct HybridLock {
     stats: SchedulerStats,
 }
 
+/// What a worker knows, kept as the two deadlines the not-due check compares
+/// against: the calculation it knows of started at `stale_at - max_staleness`.
+/// Zero deadlines (no calculation known) make the first event due.
 #[derive(Debug, Default, Clone, Copy)]
 struct WorkerState {
-    /// Local time at which the last calculation this worker knows of started
-    /// (its own, or one the backend told it about).
-    last_known: Option<Duration>,
-    /// Events seen since then.
+    /// From here on an event is due (freshness floor).
+    stale_at: Duration,
+    /// From here on an event is due once `every_events` have been seen.
+    busy_at: Duration,
+    /// Events seen since the calculation it knows of.
     events: u64,
+}
+
+impl WorkerState {
+    fn knowing_of(started: Duration, config: &HybridLockConfig) -> Self {
+        Self {
+            stale_at: started + config.max_staleness(),
+            busy_at: started + config.min_interval(),
+            events: 0,
+        }
+    }
 }
 
 impl Default for HybridLock {
@@ -127,12 +141,8 @@ impl CompositeScheduler for HybridLock {
             Some(table) => table.get(ctx.session, now),
         };
         worker.events += 1;
-        let since = worker
-            .last_known
-            .map_or(Duration::MAX, |t| now.saturating_sub(t));
-        let stale = since >= config.max_staleness();
-        let busy = worker.events >= config.every_events() && since >= config.min_interval();
-        if !(stale || busy) {
+        if now < worker.stale_at && (worker.events < config.every_events() || now < worker.busy_at)
+        {
             return Ok(Decision::Skip);
         }
         self.stats.lock_attempts += 1;
@@ -144,22 +154,17 @@ impl CompositeScheduler for HybridLock {
         )?;
         if outcome == LockOutcome::Acquired {
             self.stats.locks_acquired += 1;
-            *worker = WorkerState {
-                last_known: Some(now),
-                events: 0,
-            };
+            *worker = WorkerState::knowing_of(now, &config);
             return Ok(Decision::Compute(Ticket::locked(self.token)));
         }
         if let Some(ago) = outcome.since_last() {
             // Refused: another worker's calculation started `ago` before now
             // (by the backend's time) and read every event recorded before it.
-            // Remember it, and stay quiet until `min_interval` after it.
-            let started = now.saturating_sub(ago);
-            if worker.last_known.is_none_or(|t| started > t) {
-                *worker = WorkerState {
-                    last_known: Some(started),
-                    events: 0,
-                };
+            // Remember it if it is newer than what this worker knew, and stay
+            // quiet until `min_interval` after it.
+            let known = WorkerState::knowing_of(now.saturating_sub(ago), &config);
+            if known.stale_at > worker.stale_at {
+                *worker = known;
             }
         }
         Ok(Decision::Skip)
