@@ -22,7 +22,9 @@ fn config(ns: &str) -> RedisConfig {
 }
 
 fn event() -> Event {
-    Event::tool_use("s1", "bash").with_duration_ms(10.0).with_success(true)
+    Event::tool_use("s1", "bash")
+        .with_duration_ms(10.0)
+        .with_success(true)
 }
 
 #[test]
@@ -54,11 +56,18 @@ fn paused_redis_times_out_then_the_same_calculator_recovers() {
         matches!(err, Error::Backend(BackendError::Timeout { .. })),
         "expected a timeout, got {err:?}"
     );
-    assert!(took >= READ_TIMEOUT && took < READ_TIMEOUT * 3, "took {took:?}");
+    assert!(
+        took >= READ_TIMEOUT && took < READ_TIMEOUT * 3,
+        "took {took:?}"
+    );
     // Still paused: reconnecting also fails within the connect timeout.
     let started = Instant::now();
     assert!(calc.process(&event()).is_err());
-    assert!(started.elapsed() < Duration::from_secs(1), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "{:?}",
+        started.elapsed()
+    );
     assert_eq!(calc.stats().backend_errors, 2);
 
     std::thread::sleep((pause + Duration::from_millis(100)).saturating_sub(paused_at.elapsed()));
@@ -103,7 +112,10 @@ fn killed_and_restarted_redis_on_the_same_port() {
         .state()
         .composite_inputs(composite_metrics::state::Scope::Global)
         .unwrap();
-    assert_eq!(inputs.tool_runs, 1, "a restarted server without persistence starts empty");
+    assert_eq!(
+        inputs.tool_runs, 1,
+        "a restarted server without persistence starts empty"
+    );
 }
 
 #[test]

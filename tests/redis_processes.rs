@@ -107,7 +107,11 @@ fn three_processes_share_one_server() {
             Entry::End(..) => None,
         })
         .collect();
-    assert_eq!(starts.len() as u64, composites, "every calculation is logged once");
+    assert_eq!(
+        starts.len() as u64,
+        composites,
+        "every calculation is logged once"
+    );
     // 2.5 s at min_interval 200 ms: about 12 calculations; at least a few.
     assert!(starts.len() >= 5, "{log:?}");
     // G1: starts at least min_interval apart by the server's clock.
@@ -124,7 +128,10 @@ fn three_processes_share_one_server() {
                     assert!(end >= at);
                 }
                 Some(Entry::Start(next, _)) => {
-                    assert!(next - at >= LEASE_US, "G4: overlapping calculations: {log:?}")
+                    assert!(
+                        next - at >= LEASE_US,
+                        "G4: overlapping calculations: {log:?}"
+                    )
                 }
                 None => {}
             }

@@ -34,8 +34,12 @@ fn latest_hash_and_series_readable_with_plain_commands() {
         .unwrap();
     // Three equal latencies at one instant: three points, none collapsed.
     for _ in 0..3 {
-        calc.process(&Event::tool_use("s1", "bash").with_duration_ms(40.0).with_success(true))
-            .unwrap();
+        calc.process(
+            &Event::tool_use("s1", "bash")
+                .with_duration_ms(40.0)
+                .with_success(true),
+        )
+        .unwrap();
     }
     assert_eq!(sink.round_trips(), 3);
     let latest: HashMap<String, String> = server.cmd(&["HGETALL", "{sink}:latest"]);
@@ -73,7 +77,12 @@ fn one_round_trip_per_record_call() {
     let sink = sink(&server, "trips");
     let metrics: Vec<Metric> = (0..50)
         .map(|i| {
-            Metric::new(Category::Tools, "tool_latency_p50", f64::from(i), Duration::from_secs(1))
+            Metric::new(
+                Category::Tools,
+                "tool_latency_p50",
+                f64::from(i),
+                Duration::from_secs(1),
+            )
         })
         .collect();
     let mut inspect = server.connection();
