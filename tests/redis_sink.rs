@@ -62,6 +62,18 @@ fn latest_hash_and_series_readable_with_plain_commands() {
     assert_eq!(realtime, 1);
     let tools: u64 = server.cmd(&["ZCARD", key]);
     assert_eq!(tools, 4);
+    // Plain redis-cli reads it.
+    let out = std::process::Command::new("redis-cli")
+        .args([
+            "-p",
+            &server.port().to_string(),
+            "HGET",
+            "{sink}:latest",
+            "tools/tool_latency_avg",
+        ])
+        .output()
+        .expect("redis-cli (Debian package redis-tools) must be installed");
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "40");
     let ttl: i64 = server.cmd(&["PTTL", "{sink}:series:realtime/events_per_second"]);
     assert!(ttl > 59_000 && ttl <= 60_000, "{ttl}");
 }

@@ -63,6 +63,7 @@ impl fmt::Debug for RedisSink {
     }
 }
 
+/// The index of a category's retention; always below 4, the array's length.
 fn slot(category: Category) -> usize {
     match category {
         Category::Tools => 0,

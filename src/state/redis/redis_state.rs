@@ -263,6 +263,8 @@ impl RedisState {
             .zip(per_event.chunks_exact(PER_EVENT))
             .enumerate()
         {
+            // `r` is a chunk of exactly PER_EVENT (9) values, so the indexes
+            // below (0..=8) are in bounds.
             let n = |j: usize| uint(OP, &r[j]);
             let mut obs = Observation::default();
             let count = c0 + if in_window { slot + i as u64 + 1 } else { 0 };
