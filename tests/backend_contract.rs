@@ -637,7 +637,7 @@ enum Step {
     Flood(Vec<Event>),
     Advance(u64),
     /// The wall clock steps back.
-    StepBack(u64),
+    ClockBack(u64),
     Composite(Option<u8>),
 }
 
@@ -687,7 +687,7 @@ fn step() -> impl Strategy<Value = Step> {
             Step::Flood(es.iter().cycle().take(n).cloned().collect())
         }),
         2 => (0u64..90_000).prop_map(Step::Advance),
-        1 => (0u64..90_000).prop_map(Step::StepBack),
+        1 => (0u64..90_000).prop_map(Step::ClockBack),
         1 => prop::option::of(0u8..3).prop_map(Step::Composite),
     ]
 }
@@ -720,7 +720,7 @@ fn memory_and_redis_give_the_same_metrics() {
                     prop_assert_eq!(m.process_batch(rest).unwrap(), r.process_batch(rest).unwrap(), "step {}", i);
                 }
                 Step::Advance(ms) => clock.advance(Duration::from_millis(*ms)),
-                Step::StepBack(ms) => clock.set(clock.now() - Duration::from_millis(*ms)),
+                Step::ClockBack(ms) => clock.set(clock.now() - Duration::from_millis(*ms)),
                 Step::Composite(session) => {
                     let id = session.map(|s| Arc::<str>::from(format!("s{s}")));
                     prop_assert_eq!(m.compute_now(id.as_ref()).unwrap(), r.compute_now(id.as_ref()).unwrap(), "step {}", i);
