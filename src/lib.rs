@@ -54,8 +54,12 @@ pub use crate::schedule::{
     HybridLockConfig, Never, TimeBased,
 };
 pub use crate::score::{CompositeInputs, ScoreWeights};
+#[cfg(feature = "redis")]
+pub use crate::sink::RedisSink;
 pub use crate::sink::{CallbackSink, MemorySink, MetricSink};
 pub use crate::state::{MemoryState, StateBackend};
+#[cfg(feature = "redis")]
+pub use crate::state::{RedisConfig, RedisState};
 
 /// The README's examples, compiled and run as doc tests.
 #[doc = include_str!("../README.md")]

@@ -3,9 +3,13 @@
 mod callback;
 mod memory;
 mod metric_sink;
+#[cfg(feature = "redis")]
+mod redis;
 mod series_key;
 
 pub use self::callback::CallbackSink;
 pub use self::memory::MemorySink;
 pub use self::metric_sink::MetricSink;
+#[cfg(feature = "redis")]
+pub use self::redis::RedisSink;
 pub use self::series_key::SeriesKey;

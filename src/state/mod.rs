@@ -13,6 +13,9 @@ mod observation;
 mod ops;
 mod scope;
 
+#[cfg(feature = "redis")]
+mod redis;
+
 pub use self::backend::StateBackend;
 pub use self::lock::{LockOutcome, LockToken};
 pub use self::memory::{Footprint, MemoryState};
@@ -20,3 +23,8 @@ pub use self::memory_config::MemoryConfig;
 pub use self::observation::{Observation, SessionSummary};
 pub use self::ops::OpCounts;
 pub use self::scope::Scope;
+
+#[cfg(feature = "redis")]
+pub(crate) use self::redis::Link;
+#[cfg(feature = "redis")]
+pub use self::redis::{RedisConfig, RedisState};

@@ -1,0 +1,11 @@
+//! The Redis backend (feature `redis`): [`RedisState`] and its [`RedisConfig`].
+
+mod config;
+mod keys;
+mod link;
+mod redis_state;
+mod reply;
+
+pub use self::config::RedisConfig;
+pub(crate) use self::link::Link;
+pub use self::redis_state::RedisState;

@@ -1,0 +1,483 @@
+use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use ::redis::{Cmd, Value};
+
+use super::keys::Keys;
+use super::link::{Link, LuaScript};
+use super::reply::{array, at, int, text, uint, unexpected};
+use super::RedisConfig;
+use crate::error::BackendError;
+use crate::event::{Event, EventType};
+use crate::score::CompositeInputs;
+use crate::state::{
+    LockOutcome, LockToken, Observation, OpCounts, Scope, SessionSummary, StateBackend,
+};
+use crate::window::{DecisionWindow, LatencyWindow, RATE_SECONDS};
+
+/// Values per event in the record script's reply.
+const PER_EVENT: usize = 9;
+
+/// Shared state in Redis, for many processes on many machines (feature `redis`).
+///
+/// Every operation is one Lua script run with `EVALSHA`, so it is atomic and
+/// costs one round trip: [`record`](StateBackend::record) applies all of an
+/// event's updates, [`record_batch`](StateBackend::record_batch) a whole
+/// batch, [`composite_inputs`](StateBackend::composite_inputs) reads the
+/// composite's inputs, and each coordination operation is one script on the
+/// server's clock (`TIME`). After `SCRIPT FLUSH` or a restart the server
+/// answers `NOSCRIPT` and the script is sent once with `EVAL` (two round trips).
+///
+/// Each value holds one connection; give every worker its own `RedisState`.
+/// A stalled server makes an operation fail with
+/// [`BackendError::Timeout`] after the read timeout instead of hanging; the
+/// next operation reconnects. A request that timed out may still be applied
+/// by the server later (it was sent).
+///
+/// # Same values as `MemoryState`
+///
+/// Windows are Redis lists of the last 100 values, duplicates kept; the
+/// script returns their contents and the latency and acceptance figures are
+/// computed here with [`crate::window`], so they equal
+/// [`MemoryState`](crate::MemoryState)'s value for value. Differences:
+///
+/// - idle sessions expire by key TTL on the Redis server's clock (memory: its
+///   clock, at its periodic sweep), and the session limit counts only
+///   unexpired sessions;
+/// - the windows expire after [`RedisConfig::with_window_ttl`] without updates;
+/// - after the calculator's clock steps back, events per second are counted
+///   as `RateWindow` does; all other values are independent of the clock.
+///
+/// # Example
+///
+/// ```no_run
+/// use composite_metrics::state::{RedisConfig, RedisState};
+/// use composite_metrics::{Event, HybridLock, MetricsCalculator};
+///
+/// let state = RedisState::connect("redis://127.0.0.1:6379/", RedisConfig::default().with_namespace("prod"))?;
+/// let mut worker = MetricsCalculator::builder()
+///     .state(state)
+///     .scheduler(HybridLock::default())
+///     .build()?;
+/// worker.process(&Event::tool_use("s1", "bash").with_duration_ms(42.0))?;
+/// # Ok::<(), composite_metrics::Error>(())
+/// ```
+pub struct RedisState {
+    link: Link,
+    keys: Keys,
+    scripts: Scripts,
+    counters: Counters,
+}
+
+#[derive(Debug)]
+struct Scripts {
+    record: LuaScript,
+    composite: LuaScript,
+    active: LuaScript,
+    try_lock: LuaScript,
+    unlock: LuaScript,
+    last_computed: LuaScript,
+}
+
+#[derive(Debug, Default)]
+struct Counters {
+    records: AtomicU64,
+    record_trips: AtomicU64,
+    composite_reads: AtomicU64,
+    lock_attempts: AtomicU64,
+    locks_acquired: AtomicU64,
+    unlocks: AtomicU64,
+    marker_reads: AtomicU64,
+    other_trips: AtomicU64,
+}
+
+impl fmt::Debug for RedisState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedisState")
+            .field("prefix", &self.keys.prefix)
+            .field("link", &self.link)
+            .field("ops", &self.op_counts())
+            .finish()
+    }
+}
+
+fn ms(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX).max(1)
+}
+
+fn nanos(d: Duration) -> u64 {
+    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
+}
+
+fn rate(ok: u64, known: u64) -> Option<f64> {
+    (known > 0).then(|| 100.0 * ok as f64 / known as f64)
+}
+
+fn bit(b: Option<bool>) -> &'static str {
+    match b {
+        Some(true) => "1",
+        Some(false) => "0",
+        None => "",
+    }
+}
+
+fn kind(t: EventType) -> &'static str {
+    if t.is_tool() {
+        "t"
+    } else if t.is_edit() {
+        "e"
+    } else {
+        match t {
+            EventType::UserPrompt => "p",
+            EventType::SessionStart => "s",
+            EventType::SessionEnd => "x",
+            _ => "o",
+        }
+    }
+}
+
+impl RedisState {
+    /// Connects to the server at `url` (e.g. `redis://127.0.0.1:6379/`) and
+    /// checks the configuration. The connection is opened now, so a wrong
+    /// address fails here.
+    pub fn connect(url: &str, config: RedisConfig) -> Result<Self, BackendError> {
+        let keys = Keys::new(config.key_prefix());
+        Ok(Self {
+            link: Link::open(url, config)?,
+            keys,
+            scripts: Scripts {
+                record: LuaScript::new(include_str!("record.lua")),
+                composite: LuaScript::new(include_str!("composite.lua")),
+                active: LuaScript::new(include_str!("active.lua")),
+                try_lock: LuaScript::new(include_str!("try_lock.lua")),
+                unlock: LuaScript::new(include_str!("unlock.lua")),
+                last_computed: LuaScript::new(include_str!("last_computed.lua")),
+            },
+            counters: Counters::default(),
+        })
+    }
+
+    /// The configuration in force.
+    pub fn config(&self) -> &RedisConfig {
+        self.link.config()
+    }
+
+    /// Round trips to Redis so far, every operation included (a script the
+    /// server had to be sent again counts twice).
+    pub fn round_trips(&self) -> u64 {
+        let c = &self.counters;
+        c.record_trips.load(Ordering::Relaxed) + c.other_trips.load(Ordering::Relaxed)
+    }
+
+    /// How many times the connection was reopened after a failure.
+    pub fn reconnects(&self) -> u64 {
+        self.link.reconnects()
+    }
+
+    fn apply(
+        &self,
+        events: &[Event],
+        now: Duration,
+        out: &mut Vec<Observation>,
+    ) -> Result<(), BackendError> {
+        const OP: &str = "record";
+        let config = self.link.config();
+        let k = &self.keys;
+        let keys = [
+            k.totals.as_str(),
+            &k.latency,
+            &k.decisions,
+            &k.rate,
+            &k.sessions,
+            &k.tool_runs,
+            &k.tool_ok,
+            &k.tool_known,
+        ];
+        let durations: Vec<String> = events
+            .iter()
+            .map(|e| match (e.event_type.is_tool(), e.duration_ms) {
+                (true, Some(d)) => d.to_string(),
+                _ => String::new(),
+            })
+            .collect();
+        let args = |cmd: &mut Cmd| {
+            cmd.arg(&k.prefix)
+                .arg(now.as_secs())
+                .arg(nanos(now))
+                .arg(ms(config.session_ttl()))
+                .arg(ms(config.window_ttl()))
+                .arg(config.max_sessions())
+                .arg(config.max_tools())
+                .arg(events.len());
+            for (e, d) in events.iter().zip(&durations) {
+                let tool = e.event_type.is_tool();
+                let tool_name = match (&e.tool_name, tool) {
+                    (Some(name), true) => &**name,
+                    _ => "",
+                };
+                let success = if tool { e.payload.success } else { None };
+                let accepted = if e.event_type.is_edit() {
+                    e.payload.accepted
+                } else {
+                    None
+                };
+                cmd.arg(kind(e.event_type))
+                    .arg(&*e.session_id)
+                    .arg(tool_name)
+                    .arg(d.as_str())
+                    .arg(bit(success))
+                    .arg(bit(accepted));
+            }
+        };
+        let reply = self.link.eval(
+            OP,
+            &self.counters.record_trips,
+            &self.scripts.record,
+            &keys,
+            &args,
+        )?;
+        let items = array(OP, &reply)?;
+        let c0 = uint(OP, at(OP, items, 0)?)?;
+        let in_window = int(OP, at(OP, items, 1)?)? == 1;
+        let slot = uint(OP, at(OP, items, 2)?)?;
+        let mut latency = LatencyWindow::new();
+        for v in array(OP, at(OP, items, 3)?)?.iter().rev() {
+            let x: f64 = text(OP, v)?
+                .parse()
+                .map_err(|_| unexpected(OP, "a latency that is not a number"))?;
+            latency.push(x);
+        }
+        let mut decisions = DecisionWindow::new();
+        for v in array(OP, at(OP, items, 4)?)?.iter().rev() {
+            decisions.push(text(OP, v)? == "1");
+        }
+        let per_event = array(OP, at(OP, items, 5)?)?;
+        if per_event.len() != events.len() * PER_EVENT {
+            return Err(unexpected(OP, "wrong number of per-event values"));
+        }
+        out.reserve(events.len());
+        for (i, (e, r)) in events
+            .iter()
+            .zip(per_event.chunks_exact(PER_EVENT))
+            .enumerate()
+        {
+            // `r` is a chunk of exactly PER_EVENT (9) values, so the indexes
+            // below (0..=8) are in bounds.
+            let n = |j: usize| uint(OP, &r[j]);
+            let mut obs = Observation::default();
+            let count = c0 + if in_window { slot + i as u64 + 1 } else { 0 };
+            obs.events_per_second = count as f64 / RATE_SECONDS as f64;
+            if e.event_type.is_tool() {
+                if let Some(d) = e.duration_ms {
+                    latency.push(d);
+                    obs.latency = latency.summary();
+                }
+                if e.payload.success.is_some() {
+                    obs.overall_success_rate = rate(n(2)?, n(3)?);
+                }
+                if e.tool_name.is_some() {
+                    let runs = n(0)?;
+                    if runs > 0 {
+                        obs.tool_frequency = Some(100.0 * n(1)? as f64 / runs as f64);
+                    }
+                    if e.payload.success.is_some() {
+                        obs.tool_success_rate = rate(n(4)?, n(5)?);
+                    }
+                }
+            } else if e.event_type.is_edit() {
+                if let Some(a) = e.payload.accepted {
+                    decisions.push(a);
+                    obs.acceptance_rate = decisions.acceptance_rate();
+                }
+            } else if e.event_type == EventType::UserPrompt {
+                obs.prompts_in_session = Some(n(6)?);
+            } else if e.event_type == EventType::SessionEnd {
+                let started = text(OP, &r[7])?;
+                if !started.is_empty() {
+                    let started: u64 = started
+                        .parse()
+                        .map_err(|_| unexpected(OP, "a session start that is not a number"))?;
+                    obs.session_end = Some(SessionSummary {
+                        duration: now.saturating_sub(Duration::from_nanos(started)),
+                        tool_runs: n(8)?,
+                        prompts: n(6)?,
+                    });
+                }
+            }
+            out.push(obs);
+        }
+        self.counters
+            .records
+            .fetch_add(events.len() as u64, Ordering::Relaxed);
+        Ok(())
+    }
+
+    fn since(op: &'static str, v: &Value) -> Result<Option<Duration>, BackendError> {
+        let us = int(op, v)?;
+        Ok(u64::try_from(us).ok().map(Duration::from_micros))
+    }
+}
+
+impl StateBackend for RedisState {
+    fn record(&self, event: &Event, now: Duration) -> Result<Observation, BackendError> {
+        let mut out = Vec::with_capacity(1);
+        self.apply(std::slice::from_ref(event), now, &mut out)?;
+        out.pop()
+            .ok_or_else(|| unexpected("record", "no observation"))
+    }
+
+    fn record_batch(
+        &self,
+        events: &[Event],
+        now: Duration,
+        out: &mut Vec<Observation>,
+    ) -> Result<(), BackendError> {
+        if events.is_empty() {
+            return Ok(());
+        }
+        let start = out.len();
+        let result = self.apply(events, now, out);
+        if result.is_err() {
+            out.truncate(start);
+        }
+        result
+    }
+
+    fn composite_inputs(&self, scope: Scope<'_>) -> Result<CompositeInputs, BackendError> {
+        const OP: &str = "composite_inputs";
+        self.counters
+            .composite_reads
+            .fetch_add(1, Ordering::Relaxed);
+        let (main, dec) = match scope {
+            Scope::Global => (self.keys.totals.clone(), self.keys.decisions.clone()),
+            Scope::Session(id) => {
+                let s = self.keys.session(id);
+                let d = format!("{s}:dec");
+                (s, d)
+            }
+        };
+        let reply = self.link.eval(
+            OP,
+            &self.counters.other_trips,
+            &self.scripts.composite,
+            &[&main, &dec],
+            &|_| {},
+        )?;
+        let v = array(OP, &reply)?;
+        let n = |i| uint(OP, at(OP, v, i)?);
+        let (accepted, len) = (n(3)?, n(4)?);
+        Ok(CompositeInputs {
+            success_rate: rate(n(0)?, n(1)?),
+            acceptance_rate: (len > 0).then(|| 100.0 * accepted as f64 / len as f64),
+            tool_runs: n(2)?,
+        })
+    }
+
+    fn active_sessions(&self) -> Result<Vec<Arc<str>>, BackendError> {
+        const OP: &str = "active_sessions";
+        let ttl = ms(self.link.config().session_ttl());
+        let reply = self.link.eval(
+            OP,
+            &self.counters.other_trips,
+            &self.scripts.active,
+            &[&self.keys.sessions],
+            &|cmd| {
+                cmd.arg(ttl);
+            },
+        )?;
+        array(OP, &reply)?
+            .iter()
+            .map(|v| text(OP, v).map(Arc::from))
+            .collect()
+    }
+
+    fn try_lock(
+        &self,
+        scope: Scope<'_>,
+        token: LockToken,
+        lease: Duration,
+        min_interval: Duration,
+    ) -> Result<LockOutcome, BackendError> {
+        const OP: &str = "try_lock";
+        self.counters.lock_attempts.fetch_add(1, Ordering::Relaxed);
+        let lock = self.keys.lock_of(scope);
+        let last = self.keys.last_of(scope);
+        let marker_ttl = match scope {
+            Scope::Global => 0,
+            Scope::Session(_) => ms(self.link.config().session_ttl()),
+        };
+        let reply = self.link.eval(
+            OP,
+            &self.counters.other_trips,
+            &self.scripts.try_lock,
+            &[&lock, &last, &self.keys.calc_log],
+            &|cmd| {
+                cmd.arg(token.to_string())
+                    .arg(ms(lease))
+                    .arg(u64::try_from(min_interval.as_micros()).unwrap_or(u64::MAX))
+                    .arg(marker_ttl)
+                    .arg(scope.session().unwrap_or("*"));
+            },
+        )?;
+        let v = array(OP, &reply)?;
+        let since = Self::since(OP, at(OP, v, 1)?)?;
+        match int(OP, at(OP, v, 0)?)? {
+            0 => {
+                self.counters.locks_acquired.fetch_add(1, Ordering::Relaxed);
+                Ok(LockOutcome::Acquired)
+            }
+            1 => Ok(LockOutcome::Held { since_last: since }),
+            2 => Ok(LockOutcome::TooSoon {
+                since_last: since.unwrap_or_default(),
+            }),
+            _ => Err(unexpected(OP, "unknown lock outcome")),
+        }
+    }
+
+    fn unlock(&self, scope: Scope<'_>, token: LockToken) -> Result<bool, BackendError> {
+        const OP: &str = "unlock";
+        self.counters.unlocks.fetch_add(1, Ordering::Relaxed);
+        let lock = self.keys.lock_of(scope);
+        let reply = self.link.eval(
+            OP,
+            &self.counters.other_trips,
+            &self.scripts.unlock,
+            &[&lock, &self.keys.calc_log],
+            &|cmd| {
+                cmd.arg(token.to_string())
+                    .arg(scope.session().unwrap_or("*"));
+            },
+        )?;
+        Ok(int(OP, &reply)? == 1)
+    }
+
+    fn last_computed(&self, scope: Scope<'_>) -> Result<Option<Duration>, BackendError> {
+        const OP: &str = "last_computed";
+        self.counters.marker_reads.fetch_add(1, Ordering::Relaxed);
+        let last = self.keys.last_of(scope);
+        let reply = self.link.eval(
+            OP,
+            &self.counters.other_trips,
+            &self.scripts.last_computed,
+            &[&last],
+            &|_| {},
+        )?;
+        Self::since(OP, &reply)
+    }
+
+    fn op_counts(&self) -> OpCounts {
+        let c = &self.counters;
+        let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        OpCounts {
+            records: get(&c.records),
+            record_round_trips: get(&c.record_trips),
+            composite_reads: get(&c.composite_reads),
+            lock_attempts: get(&c.lock_attempts),
+            locks_acquired: get(&c.locks_acquired),
+            unlocks: get(&c.unlocks),
+            marker_reads: get(&c.marker_reads),
+        }
+    }
+}

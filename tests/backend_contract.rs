@@ -1,0 +1,731 @@
+//! The backend contract, written once and run against `MemoryState` and
+//! `RedisState` (a real redis-server started per test).
+//!
+//! Event times are the calculator's `now` (a `ManualClock`); coordination runs
+//! on the backend's time: the same `ManualClock` for `MemoryState`, the
+//! server's real clock for Redis, so `Fixture::pass` advances the manual clock
+//! and, for Redis, also sleeps (scaled-down durations keep that short).
+
+mod support;
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use composite_metrics::clock::{Clock, ManualClock};
+use composite_metrics::state::{
+    LockOutcome, LockToken, MemoryConfig, Observation, RedisConfig, RedisState, Scope,
+};
+use composite_metrics::{
+    BackendError, Event, EventType, HybridLock, HybridLockConfig, MemoryState, MetricsCalculator,
+    StateBackend,
+};
+use proptest::prelude::*;
+use support::RedisServer;
+
+/// Limits a fixture's backend is built with.
+#[derive(Debug, Clone, Copy)]
+struct Limits {
+    session_ttl: Duration,
+    max_sessions: usize,
+    max_tools: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            session_ttl: Duration::from_secs(24 * 3600),
+            max_sessions: 1_000_000,
+            max_tools: 10_000,
+        }
+    }
+}
+
+enum Kind {
+    Memory(MemoryState),
+    Redis { url: String, config: RedisConfig },
+}
+
+/// One shared state, handed out as any number of handles (workers).
+struct Fixture {
+    clock: ManualClock,
+    kind: Kind,
+    _server: Option<RedisServer>,
+}
+
+static NAMESPACE: AtomicU64 = AtomicU64::new(0);
+
+impl Fixture {
+    fn memory(limits: Limits) -> Self {
+        let clock = ManualClock::default();
+        let config = MemoryConfig::default()
+            .with_session_ttl(limits.session_ttl)
+            .with_max_sessions(limits.max_sessions)
+            .with_max_tools(limits.max_tools);
+        let state = MemoryState::with_config(config, clock.clone()).expect("valid config");
+        Self {
+            clock,
+            kind: Kind::Memory(state),
+            _server: None,
+        }
+    }
+
+    fn redis(limits: Limits) -> Self {
+        let server = RedisServer::start();
+        let mut f = Self::redis_on(&server, limits);
+        f._server = Some(server);
+        f
+    }
+
+    fn redis_on(server: &RedisServer, limits: Limits) -> Self {
+        let ns = format!("contract-{}", NAMESPACE.fetch_add(1, Ordering::Relaxed));
+        let config = RedisConfig::default()
+            .with_namespace(&ns)
+            .with_session_ttl(limits.session_ttl)
+            .with_max_sessions(limits.max_sessions)
+            .with_max_tools(limits.max_tools);
+        Self {
+            clock: ManualClock::default(),
+            kind: Kind::Redis {
+                url: server.url(),
+                config,
+            },
+            _server: None,
+        }
+    }
+
+    fn is_redis(&self) -> bool {
+        matches!(self.kind, Kind::Redis { .. })
+    }
+
+    /// A new handle on the shared state (one per worker).
+    fn handle(&self) -> Arc<dyn StateBackend> {
+        match &self.kind {
+            Kind::Memory(m) => Arc::new(m.clone()),
+            Kind::Redis { url, config } => {
+                Arc::new(RedisState::connect(url, config.clone()).expect("connect to redis"))
+            }
+        }
+    }
+
+    fn now(&self) -> Duration {
+        self.clock.now()
+    }
+
+    /// Lets `d` pass on the calculator's clock and on the backend's.
+    fn pass(&self, d: Duration) {
+        self.clock.advance(d);
+        if self.is_redis() {
+            std::thread::sleep(d);
+        }
+    }
+
+    /// Lets idle sessions expire (the TTL plus a margin) and makes the backend forget them.
+    fn expire_idle(&self, ttl: Duration) {
+        self.pass(ttl + ttl / 2);
+        if let Kind::Memory(m) = &self.kind {
+            m.expire_idle();
+        }
+    }
+
+    /// Tolerance for durations measured on the backend's clock.
+    fn slack(&self) -> Duration {
+        if self.is_redis() {
+            Duration::from_millis(60)
+        } else {
+            Duration::ZERO
+        }
+    }
+}
+
+fn tool(session: &str, name: &str) -> Event {
+    Event::tool_use(session, name)
+}
+
+fn edit(session: &str, accepted: bool) -> Event {
+    Event::new(EventType::FileEdit, session).with_accepted(accepted)
+}
+
+fn close(a: Duration, b: Duration, slack: Duration) -> bool {
+    (if a > b { a - b } else { b - a }) <= slack
+}
+
+// ---------------------------------------------------------------- the contract
+
+fn latency_window_keeps_duplicates(f: &Fixture) {
+    let b = f.handle();
+    let mut last = Observation::default();
+    for _ in 0..100 {
+        last = b
+            .record(&tool("s1", "bash").with_duration_ms(7.0), f.now())
+            .unwrap();
+    }
+    let l = last.latency.expect("latency");
+    assert_eq!(
+        (l.count, l.p50, l.p95, l.p99, l.avg),
+        (100, 7.0, 7.0, 7.0, 7.0)
+    );
+    // 150 distinct values: the window holds the last 100 (50..150).
+    for i in 0..150 {
+        last = b
+            .record(&tool("s1", "bash").with_duration_ms(f64::from(i)), f.now())
+            .unwrap();
+    }
+    let l = last.latency.expect("latency");
+    assert_eq!((l.count, l.p50, l.p95, l.p99), (100, 99.0, 144.0, 148.0));
+    assert_eq!(l.avg, (50..150).map(f64::from).sum::<f64>() / 100.0);
+    // Durations on non-tool events do not enter the window.
+    let o = b
+        .record(
+            &Event::new(EventType::UserPrompt, "s1").with_duration_ms(1.0),
+            f.now(),
+        )
+        .unwrap();
+    assert_eq!(o.latency, None);
+}
+
+fn decisions_alternating_give_exactly_half(f: &Fixture) {
+    let b = f.handle();
+    let mut rate = None;
+    for i in 0..100 {
+        rate = b
+            .record(&edit("s1", i % 2 == 0), f.now())
+            .unwrap()
+            .acceptance_rate;
+    }
+    assert_eq!(rate, Some(50.0));
+    // 100 more acceptances push every earlier decision out.
+    for _ in 0..100 {
+        rate = b
+            .record(&edit("s1", true), f.now())
+            .unwrap()
+            .acceptance_rate;
+    }
+    assert_eq!(rate, Some(100.0));
+    let inputs = b.composite_inputs(Scope::Global).unwrap();
+    assert_eq!(inputs.acceptance_rate, Some(100.0));
+    assert_eq!(
+        b.composite_inputs(Scope::Session("s1"))
+            .unwrap()
+            .acceptance_rate,
+        Some(100.0)
+    );
+    // An edit without a decision does not count.
+    let o = b
+        .record(&Event::new(EventType::CodeChange, "s1"), f.now())
+        .unwrap();
+    assert_eq!(o.acceptance_rate, None);
+}
+
+fn success_rates_and_frequency(f: &Fixture) {
+    let b = f.handle();
+    b.record(&tool("s1", "bash").with_success(true), f.now())
+        .unwrap();
+    b.record(&tool("s1", "bash").with_success(false), f.now())
+        .unwrap();
+    let o = b
+        .record(&tool("s2", "grep").with_success(true), f.now())
+        .unwrap();
+    assert_eq!(o.tool_success_rate, Some(100.0));
+    assert_eq!(o.overall_success_rate, Some(200.0 / 3.0));
+    assert_eq!(o.tool_frequency, Some(100.0 / 3.0));
+    // No explicit outcome: no success rate, but the run counts.
+    let o = b.record(&tool("s2", "bash"), f.now()).unwrap();
+    assert_eq!((o.tool_success_rate, o.overall_success_rate), (None, None));
+    assert_eq!(o.tool_frequency, Some(75.0));
+    let g = b.composite_inputs(Scope::Global).unwrap();
+    assert_eq!((g.success_rate, g.tool_runs), (Some(200.0 / 3.0), 4));
+    let s = b.composite_inputs(Scope::Session("s1")).unwrap();
+    assert_eq!((s.success_rate, s.tool_runs), (Some(50.0), 2));
+    let none = b.composite_inputs(Scope::Session("nobody")).unwrap();
+    assert_eq!(
+        (none.success_rate, none.acceptance_rate, none.tool_runs),
+        (None, None, 0)
+    );
+}
+
+fn sessions_summarise_then_forget(f: &Fixture) {
+    let b = f.handle();
+    b.record(&Event::new(EventType::SessionStart, "s1"), f.now())
+        .unwrap();
+    f.clock.advance(Duration::from_secs(90));
+    b.record(&tool("s1", "bash"), f.now()).unwrap();
+    b.record(&tool("s1", "grep"), f.now()).unwrap();
+    let p = b
+        .record(&Event::new(EventType::UserPrompt, "s1"), f.now())
+        .unwrap();
+    assert_eq!(p.prompts_in_session, Some(1));
+    let p = b
+        .record(&Event::new(EventType::UserPrompt, "s1"), f.now())
+        .unwrap();
+    assert_eq!(p.prompts_in_session, Some(2));
+    let mut active = b.active_sessions().unwrap();
+    active.sort();
+    assert_eq!(active, vec![Arc::from("s1")]);
+    f.clock.advance(Duration::from_secs(30));
+    let end = b
+        .record(&Event::new(EventType::SessionEnd, "s1"), f.now())
+        .unwrap();
+    let s = end.session_end.expect("summary");
+    assert_eq!(
+        (s.duration, s.tool_runs, s.prompts),
+        (Duration::from_secs(120), 2, 2)
+    );
+    // Gone: a second end says nothing, and the session is no longer active.
+    let again = b
+        .record(&Event::new(EventType::SessionEnd, "s1"), f.now())
+        .unwrap();
+    assert_eq!(again.session_end, None);
+    assert!(b.active_sessions().unwrap().is_empty());
+    // An unknown event type counts toward throughput only.
+    let o = b
+        .record(&Event::new(EventType::Other, "s9"), f.now())
+        .unwrap();
+    assert!(o.events_per_second > 0.0);
+    assert!(b.active_sessions().unwrap().is_empty());
+}
+
+fn events_per_second_over_sixty_seconds(f: &Fixture) {
+    let b = f.handle();
+    let mut o = Observation::default();
+    for _ in 0..30 {
+        o = b.record(&tool("s1", "bash"), f.now()).unwrap();
+    }
+    assert_eq!(o.events_per_second, 30.0 / 60.0);
+    f.clock.advance(Duration::from_secs(59));
+    o = b.record(&tool("s1", "bash"), f.now()).unwrap();
+    assert_eq!(o.events_per_second, 31.0 / 60.0);
+    f.clock.advance(Duration::from_secs(1));
+    o = b.record(&tool("s1", "bash"), f.now()).unwrap();
+    assert_eq!(o.events_per_second, 2.0 / 60.0);
+    f.clock.advance(Duration::from_secs(600));
+    o = b
+        .record(&Event::new(EventType::Other, "x"), f.now())
+        .unwrap();
+    assert_eq!(o.events_per_second, 1.0 / 60.0);
+}
+
+fn batches_match_single_records_and_are_all_or_none(f: &Fixture) {
+    let b = f.handle();
+    // Warm up: a fresh server must first be sent the script (NOSCRIPT, then EVAL).
+    b.record_batch(&[], f.now(), &mut Vec::new()).unwrap();
+    b.record(&Event::new(EventType::Other, "warm-up"), f.now())
+        .unwrap();
+    let before = b.op_counts();
+    let events = vec![
+        tool("s1", "bash").with_duration_ms(5.0).with_success(true),
+        edit("s1", true),
+        Event::new(EventType::UserPrompt, "s1"),
+        tool("s2", "grep").with_duration_ms(5.0).with_success(false),
+        edit("s2", false),
+        Event::new(EventType::SessionEnd, "s2"),
+    ];
+    let mut out = Vec::new();
+    b.record_batch(&events, f.now(), &mut out).unwrap();
+    assert_eq!(out.len(), events.len());
+    assert_eq!(out[3].latency.map(|l| (l.count, l.avg)), Some((2, 5.0)));
+    assert_eq!(out[4].acceptance_rate, Some(50.0));
+    assert_eq!(out[5].session_end.map(|s| s.tool_runs), Some(1));
+    assert_eq!(out[5].events_per_second, 7.0 / 60.0);
+    let counts = b.op_counts();
+    assert_eq!(
+        (
+            counts.records - before.records,
+            counts.record_round_trips - before.record_round_trips
+        ),
+        (6, 1)
+    );
+}
+
+fn capacity_rejects_the_whole_batch(f: &Fixture) {
+    let b = f.handle();
+    b.record(&tool("s1", "bash"), f.now()).unwrap();
+    let batch = [tool("s2", "bash"), tool("s3", "bash")];
+    let mut out = Vec::new();
+    let err = b.record_batch(&batch, f.now(), &mut out).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            BackendError::CapacityExceeded {
+                what: "sessions",
+                limit: 2
+            }
+        ),
+        "{err:?}"
+    );
+    assert!(out.is_empty());
+    assert_eq!(b.composite_inputs(Scope::Global).unwrap().tool_runs, 1);
+    let err = b.record(&tool("s1", "third-tool"), f.now()).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            BackendError::CapacityExceeded {
+                what: "tool names",
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    b.record(&tool("s2", "bash"), f.now()).unwrap();
+    assert_eq!(b.composite_inputs(Scope::Global).unwrap().tool_runs, 2);
+}
+
+fn idle_sessions_expire(f: &Fixture, ttl: Duration) {
+    let b = f.handle();
+    b.record(&Event::new(EventType::UserPrompt, "idle"), f.now())
+        .unwrap();
+    b.record(&tool("idle", "bash").with_success(true), f.now())
+        .unwrap();
+    assert_eq!(b.active_sessions().unwrap().len(), 1);
+    f.expire_idle(ttl);
+    assert!(b.active_sessions().unwrap().is_empty());
+    assert_eq!(
+        b.composite_inputs(Scope::Session("idle"))
+            .unwrap()
+            .tool_runs,
+        0
+    );
+    let end = b
+        .record(&Event::new(EventType::SessionEnd, "idle"), f.now())
+        .unwrap();
+    assert_eq!(end.session_end, None);
+    // Global counters outlive sessions.
+    assert_eq!(b.composite_inputs(Scope::Global).unwrap().tool_runs, 1);
+    let p = b
+        .record(&Event::new(EventType::UserPrompt, "idle"), f.now())
+        .unwrap();
+    assert_eq!(p.prompts_in_session, Some(1));
+}
+
+/// G1 and G4 at the backend: one holder; nobody starts within `min_interval`.
+fn g1_g4_lock_and_marker(f: &Fixture) {
+    let (a, b) = (f.handle(), f.handle());
+    let (ta, tb) = (LockToken::from_u64(1), LockToken::from_u64(2));
+    let lease = Duration::from_millis(100);
+    let min = Duration::from_millis(200);
+    assert_eq!(a.last_computed(Scope::Global).unwrap(), None);
+    assert_eq!(
+        a.try_lock(Scope::Global, ta, lease, min).unwrap(),
+        LockOutcome::Acquired
+    );
+    match b.try_lock(Scope::Global, tb, lease, min).unwrap() {
+        LockOutcome::Held {
+            since_last: Some(d),
+        } => assert!(d <= f.slack(), "{d:?}"),
+        other => panic!("expected Held, got {other:?}"),
+    }
+    assert!(a.unlock(Scope::Global, ta).unwrap());
+    f.pass(Duration::from_millis(50));
+    match b.try_lock(Scope::Global, tb, lease, min).unwrap() {
+        LockOutcome::TooSoon { since_last } => {
+            assert!(
+                close(since_last, Duration::from_millis(50), f.slack()),
+                "{since_last:?}"
+            )
+        }
+        other => panic!("expected TooSoon, got {other:?}"),
+    }
+    let since = b.last_computed(Scope::Global).unwrap().expect("marker");
+    assert!(
+        close(since, Duration::from_millis(50), f.slack()),
+        "{since:?}"
+    );
+    f.pass(Duration::from_millis(160));
+    assert_eq!(
+        b.try_lock(Scope::Global, tb, lease, min).unwrap(),
+        LockOutcome::Acquired
+    );
+    // Scopes are independent.
+    assert_eq!(
+        a.try_lock(Scope::Session("s1"), ta, lease, min).unwrap(),
+        LockOutcome::Acquired
+    );
+    assert!(matches!(
+        b.try_lock(Scope::Session("s1"), tb, lease, min).unwrap(),
+        LockOutcome::Held { .. }
+    ));
+    assert!(a.unlock(Scope::Session("s1"), ta).unwrap());
+    assert!(b.unlock(Scope::Global, tb).unwrap());
+    let c = a.op_counts();
+    assert!(c.lock_attempts >= 2 && c.locks_acquired >= 2 && c.unlocks >= 1);
+}
+
+/// G5: only the owner releases, and only while its lease runs.
+fn g5_safe_release(f: &Fixture) {
+    let (a, b) = (f.handle(), f.handle());
+    let (ta, tb) = (LockToken::from_u64(10), LockToken::from_u64(20));
+    let lease = Duration::from_millis(100);
+    let min = Duration::from_millis(100);
+    assert_eq!(
+        a.try_lock(Scope::Global, ta, lease, min).unwrap(),
+        LockOutcome::Acquired
+    );
+    assert!(
+        !b.unlock(Scope::Global, tb).unwrap(),
+        "a stranger released the lock"
+    );
+    assert!(matches!(
+        b.try_lock(Scope::Global, tb, lease, min).unwrap(),
+        LockOutcome::Held { .. }
+    ));
+    // a's lease runs out; b takes the lock; a's late release must not free it.
+    f.pass(Duration::from_millis(150));
+    assert_eq!(
+        b.try_lock(Scope::Global, tb, lease, min).unwrap(),
+        LockOutcome::Acquired
+    );
+    assert!(
+        !a.unlock(Scope::Global, ta).unwrap(),
+        "an expired holder released"
+    );
+    assert!(matches!(
+        a.try_lock(Scope::Global, ta, lease, min).unwrap(),
+        LockOutcome::Held { .. }
+    ));
+    assert!(b.unlock(Scope::Global, tb).unwrap());
+}
+
+/// G1 and G2 through `HybridLock`: three workers, events every 20 ms.
+fn g1_g2_hybrid_lock_workers(f: &Fixture) {
+    let config = HybridLockConfig::default()
+        .with_max_staleness(Duration::from_millis(300))
+        .with_min_interval(Duration::from_millis(150))
+        .with_every_events(5)
+        .with_lease(Duration::from_millis(100));
+    let mut workers: Vec<_> = (0..3)
+        .map(|_| {
+            MetricsCalculator::builder()
+                .clock(f.clock.clone())
+                .state(f.handle())
+                .scheduler(HybridLock::new(config).unwrap())
+                .build()
+                .unwrap()
+        })
+        .collect();
+    let step = Duration::from_millis(20);
+    let mut starts = Vec::new();
+    let mut real_starts = Vec::new();
+    let t0 = std::time::Instant::now();
+    for i in 0..60u64 {
+        let w = &mut workers[(i % 3) as usize];
+        let before = w.stats().composites;
+        let called = t0.elapsed();
+        w.process(&tool("s1", "bash").with_success(true)).unwrap();
+        if w.stats().composites > before {
+            starts.push(f.now());
+            real_starts.push(called);
+        }
+        f.pass(step);
+    }
+    // G1 on the backend's time: the manual clock for MemoryState; for Redis
+    // the server's real clock, which real time between the calls bounds.
+    let backend_starts = if f.is_redis() { &real_starts } else { &starts };
+    for pair in backend_starts.windows(2) {
+        let gap = pair[1] - pair[0];
+        assert!(
+            gap + f.slack() >= Duration::from_millis(150),
+            "{backend_starts:?}"
+        );
+    }
+    // G3: deciding "not due" costs no backend call; 60 events make few.
+    let coordination: Vec<u64> = workers
+        .iter()
+        .map(|w| w.state().op_counts().coordination_ops())
+        .collect();
+    // MemoryState handles share one counter; RedisState counts per connection.
+    let total = if f.is_redis() {
+        coordination.iter().sum()
+    } else {
+        coordination[0]
+    };
+    let composites: u64 = workers.iter().map(|w| w.stats().composites).sum();
+    assert!(
+        total <= 2 * composites + 12,
+        "{total} coordination ops for 60 events"
+    );
+    // G2 on the calculators' clock: no event waits longer than
+    // max_staleness plus one event gap.
+    assert!(!starts.is_empty());
+    let mut prev = Duration::ZERO;
+    for s in &starts {
+        if prev > Duration::ZERO {
+            assert!(
+                *s - prev <= Duration::from_millis(300) + step + f.slack(),
+                "{starts:?}"
+            );
+        }
+        prev = *s;
+    }
+}
+
+// ---------------------------------------------------------------- instantiation
+
+macro_rules! both {
+    ($($name:ident => $body:expr;)*) => {
+        mod memory {
+            use super::*;
+            $( #[test] fn $name() { let run: fn(&Fixture) = $body; run(&Fixture::memory(LIMITS)); } )*
+        }
+        mod redis {
+            use super::*;
+            $( #[test] fn $name() { let run: fn(&Fixture) = $body; run(&Fixture::redis(LIMITS)); } )*
+        }
+    };
+}
+
+const LIMITS: Limits = Limits {
+    session_ttl: Duration::from_secs(24 * 3600),
+    max_sessions: 1_000_000,
+    max_tools: 10_000,
+};
+
+both! {
+    latency_window => latency_window_keeps_duplicates;
+    decisions => decisions_alternating_give_exactly_half;
+    success_and_frequency => success_rates_and_frequency;
+    sessions => sessions_summarise_then_forget;
+    events_per_second => events_per_second_over_sixty_seconds;
+    batches => batches_match_single_records_and_are_all_or_none;
+    g1_g4 => g1_g4_lock_and_marker;
+    g5 => g5_safe_release;
+    g1_g2_workers => g1_g2_hybrid_lock_workers;
+}
+
+const SMALL: Limits = Limits {
+    session_ttl: Duration::from_millis(300),
+    max_sessions: 2,
+    max_tools: 1,
+};
+
+#[test]
+fn memory_capacity() {
+    capacity_rejects_the_whole_batch(&Fixture::memory(SMALL));
+}
+
+#[test]
+fn redis_capacity() {
+    capacity_rejects_the_whole_batch(&Fixture::redis(SMALL));
+}
+
+#[test]
+fn memory_ttl_expiry() {
+    let limits = Limits {
+        max_sessions: 10,
+        max_tools: 10,
+        ..SMALL
+    };
+    idle_sessions_expire(&Fixture::memory(limits), limits.session_ttl);
+}
+
+#[test]
+fn redis_ttl_expiry() {
+    let limits = Limits {
+        max_sessions: 10,
+        max_tools: 10,
+        ..SMALL
+    };
+    idle_sessions_expire(&Fixture::redis(limits), limits.session_ttl);
+}
+
+// ---------------------------------------------------------------- same values
+
+#[derive(Debug, Clone)]
+enum Step {
+    One(Event),
+    Batch(Vec<Event>),
+    /// Enough events to push values out of the 100-value windows.
+    Flood(Vec<Event>),
+    Advance(u64),
+    /// The wall clock steps back.
+    ClockBack(u64),
+    Composite(Option<u8>),
+}
+
+fn event() -> impl Strategy<Value = Event> {
+    let kind = prop::sample::select(vec![
+        EventType::ToolUse,
+        EventType::McpExecution,
+        EventType::FileEdit,
+        EventType::CodeChange,
+        EventType::UserPrompt,
+        EventType::SessionStart,
+        EventType::SessionEnd,
+        EventType::Other,
+    ]);
+    let duration = prop_oneof![
+        Just(None),
+        Just(Some(7.0)),
+        Just(Some(0.0)),
+        (0u32..2_000_000).prop_map(|x| Some(f64::from(x) / 1000.0)),
+        Just(Some(0.1 + 0.2)),
+    ];
+    (
+        kind,
+        0u8..3,
+        prop::option::of(0u8..3),
+        duration,
+        prop::option::of(any::<bool>()),
+        prop::option::of(any::<bool>()),
+        prop::option::of(0u64..5000),
+    )
+        .prop_map(|(kind, s, t, d, success, accepted, len)| {
+            let mut e = Event::new(kind, format!("s{s}"));
+            e.tool_name = t.map(|t| Arc::from(format!("tool{t}")));
+            e.duration_ms = d;
+            e.payload.success = success;
+            e.payload.accepted = accepted;
+            e.payload.prompt_length = len;
+            e
+        })
+}
+
+fn step() -> impl Strategy<Value = Step> {
+    prop_oneof![
+        6 => event().prop_map(Step::One),
+        2 => prop::collection::vec(event(), 0..12).prop_map(Step::Batch),
+        1 => (prop::collection::vec(event(), 1..4), 40usize..120).prop_map(|(es, n)| {
+            Step::Flood(es.iter().cycle().take(n).cloned().collect())
+        }),
+        2 => (0u64..90_000).prop_map(Step::Advance),
+        1 => (0u64..90_000).prop_map(Step::ClockBack),
+        1 => prop::option::of(0u8..3).prop_map(Step::Composite),
+    ]
+}
+
+#[test]
+fn memory_and_redis_give_the_same_metrics() {
+    let server = RedisServer::start();
+    let config = ProptestConfig {
+        cases: 48,
+        failure_persistence: None,
+        ..ProptestConfig::default()
+    };
+    proptest!(config, |(steps in prop::collection::vec(step(), 1..80))| {
+        let mem = Fixture::memory(Limits::default());
+        let red = Fixture::redis_on(&server, Limits::default());
+        let clock = mem.clock.clone();
+        let build = |state: Arc<dyn StateBackend>| {
+            MetricsCalculator::builder().clock(clock.clone()).state(state).build().unwrap()
+        };
+        let (mut m, mut r) = (build(mem.handle()), build(red.handle()));
+        for (i, s) in steps.iter().enumerate() {
+            match s {
+                Step::One(e) => prop_assert_eq!(m.process(e).unwrap(), r.process(e).unwrap(), "step {}", i),
+                Step::Batch(es) => prop_assert_eq!(m.process_batch(es).unwrap(), r.process_batch(es).unwrap(), "step {}", i),
+                Step::Flood(es) => {
+                    for e in &es[..es.len() / 2] {
+                        prop_assert_eq!(m.process(e).unwrap(), r.process(e).unwrap(), "step {}", i);
+                    }
+                    let rest = &es[es.len() / 2..];
+                    prop_assert_eq!(m.process_batch(rest).unwrap(), r.process_batch(rest).unwrap(), "step {}", i);
+                }
+                Step::Advance(ms) => clock.advance(Duration::from_millis(*ms)),
+                Step::ClockBack(ms) => clock.set(clock.now() - Duration::from_millis(*ms)),
+                Step::Composite(session) => {
+                    let id = session.map(|s| Arc::<str>::from(format!("s{s}")));
+                    prop_assert_eq!(m.compute_now(id.as_ref()).unwrap(), r.compute_now(id.as_ref()).unwrap(), "step {}", i);
+                }
+            }
+        }
+    });
+}

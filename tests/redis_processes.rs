@@ -1,0 +1,140 @@
+//! Many processes: three OS processes (the `redis_worker` example), each a
+//! worker with a scaled-down HybridLock, share one redis-server under load.
+//! From the server-side log of calculation starts and releases it checks G1
+//! (no two starts within `min_interval`, by the server's clock) and G4 (one
+//! calculation at a time), and that the shared counters equal the events sent.
+
+mod support;
+
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+
+use support::RedisServer;
+
+const MIN_INTERVAL_US: i64 = 200_000;
+const LEASE_US: i64 = 100_000;
+
+/// The example binary beside this test's own, built if missing.
+fn worker_binary() -> PathBuf {
+    let exe = std::env::current_exe().expect("test executable path");
+    let profile_dir = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .expect("target profile dir")
+        .to_path_buf();
+    let bin = profile_dir.join("examples").join("redis_worker");
+    if !bin.exists() {
+        let mut build = Command::new(env!("CARGO"));
+        build.args(["build", "--features", "redis", "--example", "redis_worker"]);
+        if profile_dir.ends_with("release") {
+            build.arg("--release");
+        }
+        let status = build.status().expect("run cargo build");
+        assert!(status.success(), "building the redis_worker example failed");
+    }
+    bin
+}
+
+#[derive(Debug, PartialEq)]
+enum Entry {
+    Start(i64, String),
+    End(i64, String),
+}
+
+fn parse(line: &str) -> Entry {
+    let parts: Vec<&str> = line.split(' ').collect();
+    let at: i64 = parts[1].parse().expect("server time in µs");
+    match parts[0] {
+        "start" => Entry::Start(at, parts[2].to_owned()),
+        "end" => Entry::End(at, parts[2].to_owned()),
+        other => panic!("unknown log entry {other}"),
+    }
+}
+
+#[test]
+fn three_processes_share_one_server() {
+    let server = RedisServer::start();
+    let bin = worker_binary();
+    let workers: Vec<_> = (0..3)
+        .map(|id| {
+            Command::new(&bin)
+                .args([&server.url(), "procs", &id.to_string(), "2500", "400"])
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .expect("spawn redis_worker")
+        })
+        .collect();
+    let mut sent = 0u64;
+    let mut composites = 0u64;
+    for w in workers {
+        let out = w.wait_with_output().expect("worker output");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "worker failed: {stdout}\n{}\nserver log:\n{}",
+            String::from_utf8_lossy(&out.stderr),
+            server.log()
+        );
+        let field = |name: &str| -> u64 {
+            stdout
+                .split_whitespace()
+                .find_map(|kv| kv.strip_prefix(name))
+                .and_then(|v| v.parse().ok())
+                .unwrap_or_else(|| panic!("no {name} in {stdout}"))
+        };
+        assert_eq!(field("errors="), 0, "{stdout}");
+        sent += field("sent=");
+        composites += field("composites=");
+    }
+    assert!(sent > 1_000, "only {sent} events were sent");
+
+    // Shared counters equal exactly the events sent.
+    let events: u64 = server.cmd(&["HGET", "{procs}:totals", "events"]);
+    assert_eq!(events, sent);
+    let tool_runs: u64 = server.cmd(&["HGET", "{procs}:totals", "tool_runs"]);
+    let edits: u64 = server.cmd(&["LLEN", "{procs}:decisions"]);
+    assert!(tool_runs > 0 && tool_runs < sent && edits == 100);
+
+    // The server's log, oldest first.
+    let mut log: Vec<String> = server.cmd(&["LRANGE", "{procs}:calc_log", "0", "-1"]);
+    log.reverse();
+    let log: Vec<Entry> = log.iter().map(|l| parse(l)).collect();
+    let starts: Vec<i64> = log
+        .iter()
+        .filter_map(|e| match e {
+            Entry::Start(at, _) => Some(*at),
+            Entry::End(..) => None,
+        })
+        .collect();
+    assert_eq!(
+        starts.len() as u64,
+        composites,
+        "every calculation is logged once"
+    );
+    // 2.5 s at min_interval 200 ms: about 12 calculations; at least a few.
+    assert!(starts.len() >= 5, "{log:?}");
+    // G1: starts at least min_interval apart by the server's clock.
+    for pair in starts.windows(2) {
+        assert!(pair[1] - pair[0] >= MIN_INTERVAL_US, "G1 violated: {log:?}");
+    }
+    // G4: each start is followed by its holder's release before the next
+    // start, unless its lease ran out first.
+    for (i, entry) in log.iter().enumerate() {
+        if let Entry::Start(at, token) = entry {
+            match log.get(i + 1) {
+                Some(Entry::End(end, t)) => {
+                    assert_eq!(t, token, "G4: released by another holder: {log:?}");
+                    assert!(end >= at);
+                }
+                Some(Entry::Start(next, _)) => {
+                    assert!(
+                        next - at >= LEASE_US,
+                        "G4: overlapping calculations: {log:?}"
+                    )
+                }
+                None => {}
+            }
+        }
+    }
+}

@@ -1,0 +1,332 @@
+//! RedisState against a real redis-server: round trips (counted by the
+//! server), windows with duplicates, namespaces, TTLs, script cache loss.
+
+mod support;
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use composite_metrics::state::{LockToken, RedisConfig, RedisState, Scope};
+use composite_metrics::{Event, EventType, MetricsCalculator, StateBackend};
+use support::RedisServer;
+
+/// Commands the server has run, by name, from `INFO commandstats`.
+fn command_calls(con: &mut redis::Connection) -> HashMap<String, u64> {
+    let info: String = redis::cmd("INFO").arg("commandstats").query(con).unwrap();
+    info.lines()
+        .filter_map(|l| l.strip_prefix("cmdstat_"))
+        .filter_map(|l| {
+            let (name, rest) = l.split_once(':')?;
+            let calls = rest
+                .strip_prefix("calls=")?
+                .split(',')
+                .next()?
+                .parse()
+                .ok()?;
+            Some((name.to_owned(), calls))
+        })
+        .collect()
+}
+
+/// What the scripts call inside the server. `INFO commandstats` counts these
+/// too, but they cost no round trip: the client sends only `EVALSHA` (and
+/// `EVAL` after the server lost its script cache).
+const INSIDE_SCRIPTS: &[&str] = &[
+    "time",
+    "zremrangebyscore",
+    "exists",
+    "zcard",
+    "hexists",
+    "hlen",
+    "lrange",
+    "hmget",
+    "hset",
+    "pexpire",
+    "del",
+    "zrem",
+    "hincrby",
+    "lpush",
+    "ltrim",
+    "zadd",
+    "get",
+    "set",
+    "zrangebyscore",
+];
+
+/// Top-level commands (round trips) between two snapshots: the server's
+/// counts minus the commands run inside scripts and the `INFO` calls.
+fn round_trips(
+    before: &HashMap<String, u64>,
+    after: &HashMap<String, u64>,
+) -> HashMap<String, u64> {
+    let mut d = delta(before, after);
+    d.retain(|name, _| !INSIDE_SCRIPTS.contains(&name.as_str()));
+    d
+}
+
+/// Commands run between two snapshots, the `INFO` calls themselves left out.
+fn delta(before: &HashMap<String, u64>, after: &HashMap<String, u64>) -> HashMap<String, u64> {
+    after
+        .iter()
+        .filter(|(name, _)| name.as_str() != "info")
+        .map(|(name, n)| (name.clone(), n - before.get(name).copied().unwrap_or(0)))
+        .filter(|(_, n)| *n > 0)
+        .collect()
+}
+
+fn state(server: &RedisServer, ns: &str) -> RedisState {
+    RedisState::connect(&server.url(), RedisConfig::default().with_namespace(ns)).unwrap()
+}
+
+fn rich_event(i: u32) -> Event {
+    match i % 4 {
+        0 => Event::tool_use("s1", "bash")
+            .with_duration_ms(f64::from(i))
+            .with_success(i % 3 == 0),
+        1 => Event::new(EventType::FileEdit, "s1").with_accepted(i % 2 == 0),
+        2 => Event::new(EventType::UserPrompt, "s2").with_prompt_length(40),
+        _ => Event::new(EventType::McpExecution, "s2")
+            .with_tool("search")
+            .with_duration_ms(3.5),
+    }
+}
+
+#[test]
+fn one_round_trip_per_event_batch_read_and_coordination_op() {
+    let server = RedisServer::start();
+    let state = std::sync::Arc::new(state(&server, "trips"));
+    let mut calc = MetricsCalculator::builder()
+        .state(state.clone())
+        .build()
+        .unwrap();
+    // Load the scripts once (a fresh server answers NOSCRIPT the first time).
+    calc.process(&rich_event(0)).unwrap();
+    state.composite_inputs(Scope::Global).unwrap();
+    let token = LockToken::from_u64(7);
+    state
+        .try_lock(
+            Scope::Global,
+            token,
+            Duration::from_millis(50),
+            Duration::from_millis(1),
+        )
+        .unwrap();
+    state.unlock(Scope::Global, token).unwrap();
+    state.last_computed(Scope::Global).unwrap();
+    state.active_sessions().unwrap();
+
+    let mut inspect = server.connection();
+    let before = command_calls(&mut inspect);
+    let trips_before = state.round_trips();
+    for i in 0..40 {
+        calc.process(&rich_event(i)).unwrap();
+    }
+    let d = round_trips(&before, &command_calls(&mut inspect));
+    assert_eq!(
+        d,
+        HashMap::from([("evalsha".to_owned(), 40)]),
+        "server saw {d:?}"
+    );
+    assert_eq!(state.round_trips() - trips_before, 40);
+
+    let before = command_calls(&mut inspect);
+    let batch: Vec<Event> = (0..1000).map(rich_event).collect();
+    calc.process_batch(&batch).unwrap();
+    calc.process_batch(&batch[..100]).unwrap();
+    let d = round_trips(&before, &command_calls(&mut inspect));
+    assert_eq!(
+        d,
+        HashMap::from([("evalsha".to_owned(), 2)]),
+        "server saw {d:?}"
+    );
+
+    let before = command_calls(&mut inspect);
+    state.composite_inputs(Scope::Global).unwrap();
+    state.composite_inputs(Scope::Session("s1")).unwrap();
+    state
+        .try_lock(
+            Scope::Global,
+            token,
+            Duration::from_millis(50),
+            Duration::from_millis(1),
+        )
+        .unwrap();
+    state.unlock(Scope::Global, token).unwrap();
+    state.last_computed(Scope::Global).unwrap();
+    state.active_sessions().unwrap();
+    let d = round_trips(&before, &command_calls(&mut inspect));
+    assert_eq!(
+        d,
+        HashMap::from([("evalsha".to_owned(), 6)]),
+        "server saw {d:?}"
+    );
+    let c = state.op_counts();
+    assert_eq!(c.records, 1 + 40 + 1100);
+    assert_eq!(c.record_round_trips, 2 + 40 + 2); // the first one needed EVAL too
+}
+
+#[test]
+fn windows_keep_duplicates_through_the_calculator() {
+    let server = RedisServer::start();
+    let mut calc = MetricsCalculator::builder()
+        .state(state(&server, "dups"))
+        .build()
+        .unwrap();
+    let mut last = Vec::new();
+    for _ in 0..100 {
+        last = calc
+            .process(&Event::tool_use("s1", "bash").with_duration_ms(250.0))
+            .unwrap();
+    }
+    fn value(metrics: &[composite_metrics::Metric], name: &str) -> Option<f64> {
+        metrics.iter().find(|m| m.name == name).map(|m| m.value)
+    }
+    for name in [
+        "tool_latency_p50",
+        "tool_latency_p95",
+        "tool_latency_p99",
+        "tool_latency_avg",
+    ] {
+        assert_eq!(value(&last, name), Some(250.0), "{name}");
+    }
+    let len: u64 = server.cmd(&["LLEN", "{dups}:latency"]);
+    assert_eq!(len, 100);
+    for i in 0..100 {
+        last = calc
+            .process(&Event::new(EventType::CodeChange, "s1").with_accepted(i % 2 == 1))
+            .unwrap();
+    }
+    assert_eq!(value(&last, "acceptance_rate"), Some(50.0));
+    assert_eq!(value(&last, "rejection_rate"), Some(50.0));
+}
+
+#[test]
+fn namespaces_never_see_each_other() {
+    let server = RedisServer::start();
+    let a = state(&server, "team-a");
+    let b = state(&server, "team-b");
+    for _ in 0..10 {
+        a.record(
+            &Event::tool_use("s1", "bash").with_success(true),
+            Duration::from_secs(1),
+        )
+        .unwrap();
+    }
+    b.record(
+        &Event::tool_use("s1", "bash").with_success(false),
+        Duration::from_secs(1),
+    )
+    .unwrap();
+    let ga = a.composite_inputs(Scope::Global).unwrap();
+    let gb = b.composite_inputs(Scope::Global).unwrap();
+    assert_eq!((ga.tool_runs, ga.success_rate), (10, Some(100.0)));
+    assert_eq!((gb.tool_runs, gb.success_rate), (1, Some(0.0)));
+    let t = LockToken::from_u64(1);
+    let (lease, min) = (Duration::from_secs(5), Duration::from_secs(30));
+    assert!(
+        a.try_lock(Scope::Global, t, lease, min).unwrap()
+            == composite_metrics::state::LockOutcome::Acquired
+    );
+    assert!(
+        b.try_lock(Scope::Global, t, lease, min).unwrap()
+            == composite_metrics::state::LockOutcome::Acquired
+    );
+    // Every key is under its namespace's hash tag.
+    let keys: Vec<String> = server.cmd(&["KEYS", "*"]);
+    assert!(!keys.is_empty());
+    for k in &keys {
+        assert!(
+            k.starts_with("{team-a}:") || k.starts_with("{team-b}:"),
+            "{k}"
+        );
+    }
+}
+
+#[test]
+fn session_data_and_windows_carry_ttls() {
+    let server = RedisServer::start();
+    let config = RedisConfig::default()
+        .with_namespace("ttl")
+        .with_session_ttl(Duration::from_secs(600))
+        .with_window_ttl(Duration::from_secs(3600));
+    let s = RedisState::connect(&server.url(), config).unwrap();
+    let now = Duration::from_secs(1_700_000_000);
+    s.record(&Event::tool_use("s1", "bash").with_duration_ms(5.0), now)
+        .unwrap();
+    s.record(
+        &Event::new(EventType::FileEdit, "s1").with_accepted(true),
+        now,
+    )
+    .unwrap();
+    let pttl = |k: &str| -> i64 { server.cmd(&["PTTL", k]) };
+    for key in ["{ttl}:s:s1", "{ttl}:s:s1:dec", "{ttl}:sessions"] {
+        let t = pttl(key);
+        assert!(t > 590_000 && t <= 600_000, "{key}: {t}");
+    }
+    for key in ["{ttl}:latency", "{ttl}:decisions", "{ttl}:rate"] {
+        let t = pttl(key);
+        assert!(t > 3_590_000 && t <= 3_600_000, "{key}: {t}");
+    }
+    // A per-session marker expires with the session TTL; the global one stays.
+    let t = LockToken::from_u64(3);
+    s.try_lock(
+        Scope::Session("s1"),
+        t,
+        Duration::from_secs(1),
+        Duration::from_secs(1),
+    )
+    .unwrap();
+    s.try_lock(
+        Scope::Global,
+        t,
+        Duration::from_secs(1),
+        Duration::from_secs(1),
+    )
+    .unwrap();
+    assert!(pttl("{ttl}:last:s:s1") > 590_000);
+    assert!(pttl("{ttl}:lock") > 0 && pttl("{ttl}:lock") <= 1_000);
+    assert_eq!(pttl("{ttl}:last"), -1);
+}
+
+#[test]
+fn scripts_recover_after_script_flush() {
+    let server = RedisServer::start();
+    let state = std::sync::Arc::new(state(&server, "flush"));
+    let mut calc = MetricsCalculator::builder()
+        .state(state.clone())
+        .build()
+        .unwrap();
+    calc.process(&Event::tool_use("s1", "bash").with_success(true))
+        .unwrap();
+    let t = LockToken::from_u64(9);
+    let lease = Duration::from_millis(100);
+    state
+        .try_lock(Scope::Global, t, lease, Duration::from_millis(1))
+        .unwrap();
+    state.unlock(Scope::Global, t).unwrap();
+    let _: String = server.cmd(&["SCRIPT", "FLUSH"]);
+    let mut inspect = server.connection();
+    let before = command_calls(&mut inspect);
+    let trips = state.round_trips();
+    // Each script is sent again once (EVALSHA answers NOSCRIPT, then EVAL).
+    calc.process(&Event::tool_use("s1", "bash").with_success(false))
+        .unwrap();
+    calc.process(&Event::tool_use("s1", "bash").with_success(true))
+        .unwrap();
+    assert_eq!(
+        state
+            .try_lock(Scope::Global, t, lease, Duration::from_millis(1))
+            .unwrap(),
+        composite_metrics::state::LockOutcome::Acquired
+    );
+    assert!(state.unlock(Scope::Global, t).unwrap());
+    let d = round_trips(&before, &command_calls(&mut inspect));
+    assert_eq!(
+        d,
+        HashMap::from([("evalsha".to_owned(), 4), ("eval".to_owned(), 3)]),
+        "server saw {d:?}"
+    );
+    assert_eq!(state.round_trips() - trips, 4 + 3);
+    let g = state.composite_inputs(Scope::Global).unwrap();
+    assert_eq!((g.tool_runs, g.success_rate), (3, Some(200.0 / 3.0)));
+}

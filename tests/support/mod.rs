@@ -1,0 +1,6 @@
+//! Test support: a real `redis-server` on a free port in a temp dir.
+#![allow(dead_code)]
+
+mod redis_server;
+
+pub use self::redis_server::RedisServer;
