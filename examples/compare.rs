@@ -472,7 +472,7 @@ mod redis_backends {
             let namespace = format!("compare:{run}:{stamp}");
             (0..workers)
                 .map(|_| {
-                    let config = RedisConfig::default().with_namespace(namespace.clone());
+                    let config = RedisConfig::default().with_namespace(&namespace);
                     let state = RedisState::connect(&self.url, config)?;
                     Ok(Arc::new(state) as Arc<dyn StateBackend>)
                 })

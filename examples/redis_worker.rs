@@ -56,11 +56,11 @@ fn run() -> Result<String, Box<dyn std::error::Error>> {
     let mut errors: u64 = 0;
     while started.elapsed() < run_for {
         let event = if sent % 5 == 4 {
-            Event::new(EventType::FileEdit, session.as_str()).with_accepted(sent % 2 == 0)
+            Event::new(EventType::FileEdit, session.as_str()).with_accepted(sent.is_multiple_of(2))
         } else {
             Event::tool_use(session.as_str(), "bash")
                 .with_duration_ms((sent % 97) as f64)
-                .with_success(sent % 3 != 0)
+                .with_success(!sent.is_multiple_of(3))
         };
         match calc.process(&event) {
             Ok(_) => sent += 1,

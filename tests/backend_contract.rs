@@ -147,7 +147,7 @@ fn edit(session: &str, accepted: bool) -> Event {
 }
 
 fn close(a: Duration, b: Duration, slack: Duration) -> bool {
-    (if a > b { a - b } else { b - a }) <= slack
+    a.abs_diff(b) <= slack
 }
 
 // ---------------------------------------------------------------- the contract

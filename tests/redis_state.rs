@@ -82,8 +82,8 @@ fn rich_event(i: u32) -> Event {
     match i % 4 {
         0 => Event::tool_use("s1", "bash")
             .with_duration_ms(f64::from(i))
-            .with_success(i % 3 == 0),
-        1 => Event::new(EventType::FileEdit, "s1").with_accepted(i % 2 == 0),
+            .with_success(i.is_multiple_of(3)),
+        1 => Event::new(EventType::FileEdit, "s1").with_accepted(i.is_multiple_of(2)),
         2 => Event::new(EventType::UserPrompt, "s2").with_prompt_length(40),
         _ => Event::new(EventType::McpExecution, "s2")
             .with_tool("search")
