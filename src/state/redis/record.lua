@@ -91,27 +91,9 @@ local r = sec % 60
 local sv = redis.call('HMGET', K_RATE, 's' .. r, 'c' .. r)
 local slot_c = 0
 if tonumber(sv[1]) == sec then slot_c = tonumber(sv[2]) or 0 end
-local c0, in_window = 0, 0
-if now_sec == sec then
-  c0 = total - slot_c
-  in_window = 1
-else
-  -- The calculator's clock stepped back: count the seconds now-59..now slot
-  -- by slot, as RateWindow::count does (this event lands in a later slot).
-  local fields = {}
-  for q = 0, 59 do
-    fields[#fields + 1] = 's' .. q
-    fields[#fields + 1] = 'c' .. q
-  end
-  local rv = redis.call('HMGET', K_RATE, unpack(fields))
-  local oldest = math.max(now_sec - 59, 0)
-  for q = 0, 59 do
-    local s = tonumber(rv[2 * q + 1])
-    if q ~= r and s and s >= oldest and s <= now_sec then
-      c0 = c0 + (tonumber(rv[2 * q + 2]) or 0)
-    end
-  end
-end
+-- As RateWindow::count: the window ends at the newest second recorded, so
+-- an event whose clock lags (or stepped back) still counts itself.
+local c0, in_window = total - slot_c, 1
 redis.call('HSET', K_RATE, 'newest', sec, 'total', total + n, 's' .. r, sec, 'c' .. r, slot_c + n)
 redis.call('PEXPIRE', K_RATE, wttl)
 
