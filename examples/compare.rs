@@ -359,6 +359,19 @@ fn run(o: &Options) -> Result<(), Box<dyn std::error::Error>> {
                 report.calcs,
                 report.wall_time.as_secs_f64()
             );
+            if let Some(scale) = o.time_scale {
+                // Real time: the run should take its duration times the scale.
+                let planned = report.duration.mul_f64(scale);
+                if report.wall_time > planned.mul_f64(1.25) + std::time::Duration::from_secs(1) {
+                    eprintln!(
+                        "  warning: took {:.1}s for a {:.1}s schedule: the backend could not keep up \
+                         with this load at --time-scale {scale}, so its rates and lags are distorted; \
+                         use a larger --time-scale or lower --rates",
+                        report.wall_time.as_secs_f64(),
+                        planned.as_secs_f64()
+                    );
+                }
+            }
         }
         all.push(ProfileRuns {
             profile,
