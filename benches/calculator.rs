@@ -154,31 +154,34 @@ fn time_events<S: CompositeScheduler>(
     started.elapsed().as_secs_f64()
 }
 
-/// `process` with `scheduler` against `Never`, interleaved in alternating
-/// rounds so that drift in machine load hits both sides alike: the median
-/// of the per-round time ratios.
-fn interleaved_ratio<S: CompositeScheduler>(scheduler: S) -> f64 {
-    const ROUNDS: usize = 41;
+/// `process` with a scheduler against `Never`, interleaved in alternating
+/// rounds so that drift in machine load hits both sides alike, over several
+/// fresh pairs of calculators so that one pair's memory layout does not
+/// decide the result: the median of all per-round time ratios.
+fn interleaved_ratio<S: CompositeScheduler>(make: impl Fn() -> S) -> f64 {
+    const PAIRS: usize = 7;
+    const ROUNDS: usize = 9;
     const EVENTS: usize = 20_000;
     let events = events();
-    let mut base = calculator(Never);
-    let mut other = calculator(scheduler);
-    time_events(&mut base, &events, EVENTS);
-    time_events(&mut other, &events, EVENTS);
-    let mut ratios: Vec<f64> = (0..ROUNDS)
-        .map(|round| {
+    let mut ratios = Vec::with_capacity(PAIRS * ROUNDS);
+    for _ in 0..PAIRS {
+        let mut base = calculator(Never);
+        let mut other = calculator(make());
+        time_events(&mut base, &events, EVENTS);
+        time_events(&mut other, &events, EVENTS);
+        for round in 0..ROUNDS {
             // Alternate which side goes first.
-            if round % 2 == 0 {
+            ratios.push(if round % 2 == 0 {
                 let a = time_events(&mut base, &events, EVENTS);
                 time_events(&mut other, &events, EVENTS) / a
             } else {
                 let b = time_events(&mut other, &events, EVENTS);
                 b / time_events(&mut base, &events, EVENTS)
-            }
-        })
-        .collect();
+            });
+        }
+    }
     ratios.sort_by(f64::total_cmp);
-    ratios[ROUNDS / 2]
+    ratios[ratios.len() / 2]
 }
 
 fn main() {
@@ -190,20 +193,22 @@ fn main() {
         return;
     };
     println!("\nprocess per event against never ({never:.1} ns per event):");
-    println!("  strategy      criterion   ratio   interleaved ratio (median of 41 rounds)");
+    println!(
+        "  strategy      criterion   ratio   interleaved ratio (median of 7 pairs x 9 rounds)"
+    );
     // A control: `Never` against a second `Never` shows the method's own bias.
-    let control = interleaved_ratio(Never);
+    let control = interleaved_ratio(|| Never);
     println!(
         "  {:<12} {:>11}  {:>7}  {control:>6.3}x  (control)",
         "never", "", ""
     );
     let interleaved = [
-        ("time-based", interleaved_ratio(TimeBased::default())),
-        ("event-based", interleaved_ratio(EventBased::every(100))),
-        ("hybrid-lock", interleaved_ratio(HybridLock::default())),
+        ("time-based", interleaved_ratio(TimeBased::default)),
+        ("event-based", interleaved_ratio(|| EventBased::every(100))),
+        ("hybrid-lock", interleaved_ratio(HybridLock::default)),
         (
             "background",
-            interleaved_ratio(Background::new(BackgroundConfig::default()).expect("valid")),
+            interleaved_ratio(|| Background::new(BackgroundConfig::default()).expect("valid")),
         ),
     ];
     for (id, ab) in interleaved {

@@ -135,39 +135,16 @@ impl CompositeScheduler for HybridLock {
     #[inline]
     fn on_event(&mut self, ctx: &EventContext<'_>) -> Result<Decision, BackendError> {
         let now = ctx.now;
-        let config = self.config;
+        let every_events = self.config.every_events;
         let worker = match &mut self.sessions {
             None => &mut self.global,
             Some(table) => table.get(ctx.session, now),
         };
         worker.events += 1;
-        if now < worker.stale_at && (worker.events < config.every_events() || now < worker.busy_at)
-        {
+        if now < worker.stale_at && (worker.events < every_events || now < worker.busy_at) {
             return Ok(Decision::Skip);
         }
-        self.stats.lock_attempts += 1;
-        let outcome = ctx.backend.try_lock(
-            ctx.state_scope(),
-            self.token,
-            config.lease(),
-            config.min_interval(),
-        )?;
-        if outcome == LockOutcome::Acquired {
-            self.stats.locks_acquired += 1;
-            *worker = WorkerState::knowing_of(now, &config);
-            return Ok(Decision::Compute(Ticket::locked(self.token)));
-        }
-        if let Some(ago) = outcome.since_last() {
-            // Refused: another worker's calculation started `ago` before now
-            // (by the backend's time) and read every event recorded before it.
-            // Remember it if it is newer than what this worker knew, and stay
-            // quiet until `min_interval` after it.
-            let known = WorkerState::knowing_of(now.saturating_sub(ago), &config);
-            if known.stale_at > worker.stale_at {
-                *worker = known;
-            }
-        }
-        Ok(Decision::Skip)
+        due(&self.config, self.token, &mut self.stats, worker, ctx)
     }
 
     fn on_computed(&mut self, ctx: &EventContext<'_>, ticket: Ticket) -> Result<(), BackendError> {
@@ -182,4 +159,40 @@ impl CompositeScheduler for HybridLock {
     fn stats(&self) -> SchedulerStats {
         self.stats
     }
+}
+
+/// The due path, kept out of line so the not-due check inlines small: one
+/// atomic lock attempt on the backend, and what the worker learns from it.
+#[cold]
+fn due(
+    config: &HybridLockConfig,
+    token: LockToken,
+    stats: &mut SchedulerStats,
+    worker: &mut WorkerState,
+    ctx: &EventContext<'_>,
+) -> Result<Decision, BackendError> {
+    let now = ctx.now;
+    stats.lock_attempts += 1;
+    let outcome = ctx.backend.try_lock(
+        ctx.state_scope(),
+        token,
+        config.lease(),
+        config.min_interval(),
+    )?;
+    if outcome == LockOutcome::Acquired {
+        stats.locks_acquired += 1;
+        *worker = WorkerState::knowing_of(now, config);
+        return Ok(Decision::Compute(Ticket::locked(token)));
+    }
+    if let Some(ago) = outcome.since_last() {
+        // Refused: another worker's calculation started `ago` before now (by
+        // the backend's time) and read every event recorded before it.
+        // Remember it if it is newer than what this worker knew, and stay
+        // quiet until `min_interval` after it.
+        let known = WorkerState::knowing_of(now.saturating_sub(ago), config);
+        if known.stale_at > worker.stale_at {
+            *worker = known;
+        }
+    }
+    Ok(Decision::Skip)
 }

@@ -31,7 +31,7 @@ use crate::error::ConfigError;
 pub struct HybridLockConfig {
     max_staleness: Duration,
     min_interval: Duration,
-    every_events: u64,
+    pub(super) every_events: u64,
     lease: Duration,
 }
 

@@ -220,6 +220,13 @@ impl Data {
 
     /// Checks the limits for `events` as one unit, before anything changes.
     fn check_capacity(&self, events: &[Event], config: &MemoryConfig) -> Result<(), BackendError> {
+        // Fast path: even if every event opened a session and named a new
+        // tool, no limit would be reached.
+        if self.sessions.len() + events.len() <= config.max_sessions()
+            && self.tools.len() + events.len() <= config.max_tools()
+        {
+            return Ok(());
+        }
         let mut new_sessions: Vec<&str> = Vec::new();
         let mut new_tools: Vec<&str> = Vec::new();
         for e in events {
