@@ -11,33 +11,22 @@ use std::time::{Duration, Instant};
 
 use composite_metrics::clock::ManualClock;
 use composite_metrics::schedule::{CompositeScheduler, Decision, EventContext};
+use composite_metrics::sim::EventMix;
 use composite_metrics::{
-    Background, BackgroundConfig, CompositeScope, Event, EventBased, EventType, HybridLock,
-    MemoryState, MetricsCalculator, Never, TimeBased,
+    Background, BackgroundConfig, CompositeScope, Event, EventBased, HybridLock, MemoryState,
+    MetricsCalculator, Never, TimeBased,
 };
 use criterion::{criterion_group, Criterion, Throughput};
 
 /// A second that is not a multiple of 10, so `TimeBased` is not due.
 const NOT_DUE_SECOND: u64 = 1_704_067_201;
 
+/// The simulator's realistic mix (tools with durations and outcomes, edits,
+/// prompts, session starts and ends over 8 sessions), as `examples/event_path.rs` uses.
 fn events() -> Vec<Event> {
-    let mut out = Vec::new();
-    for i in 0..64u32 {
-        let session = format!("s{}", i % 8);
-        let tool = ["bash", "read", "edit", "grep"][(i % 4) as usize];
-        out.push(
-            Event::tool_use(session.as_str(), tool)
-                .with_duration_ms(f64::from(i % 17) * 3.5)
-                .with_success(i % 5 != 0),
-        );
-        if i % 4 == 0 {
-            out.push(Event::new(EventType::FileEdit, session.as_str()).with_accepted(i % 3 != 0));
-        }
-        if i % 8 == 0 {
-            out.push(Event::new(EventType::UserPrompt, session.as_str()).with_prompt_length(120));
-        }
-    }
-    out
+    let mut mix = EventMix::new(1, 8, 42);
+    let at = Duration::from_secs(NOT_DUE_SECOND);
+    (0..1024).map(|_| mix.next_event(0, at)).collect()
 }
 
 fn decision(c: &mut Criterion) {
