@@ -13,13 +13,16 @@ use crate::state::{LockOutcome, LockToken};
 /// On an event, a calculation is due when either `max_staleness` has passed
 /// since the last calculation this worker knows of (freshness floor; a worker
 /// that knows of none is due at once), or this worker has seen `every_events`
-/// events since then and `min_interval` has passed (activity trigger). A due worker asks the backend, in one atomic operation,
-/// for the lock and the "last computed" marker ([`StateBackend::try_lock`]):
+/// events since then and `min_interval` has passed (activity trigger). A due
+/// worker asks the backend, in one atomic operation, for the lock and the
+/// "last computed" marker ([`StateBackend::try_lock`]):
 ///
 /// - **G1 ceiling**: the backend refuses if any worker started less than
 ///   `min_interval` ago, by the backend's time;
 /// - **G2 floor**: while events flow, every event is reflected in a
-///   calculation within `max_staleness` plus the gap to the next event;
+///   calculation within `max_staleness` plus the gap to its worker's next
+///   event (a worker only decides when it has an event; use
+///   [`Background`](crate::Background) for freshness without events);
 /// - **G3 hot path**: when not due the decision uses worker-local state only:
 ///   no backend call, no shared lock, no clock read beyond the calculator's one;
 /// - **G4** at most one worker computes at a time (the lock);
