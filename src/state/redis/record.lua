@@ -91,9 +91,9 @@ local r = sec % 60
 local sv = redis.call('HMGET', K_RATE, 's' .. r, 'c' .. r)
 local slot_c = 0
 if tonumber(sv[1]) == sec then slot_c = tonumber(sv[2]) or 0 end
--- As RateWindow::count: the window ends at the newest second recorded, so
--- an event whose clock lags (or stepped back) still counts itself.
-local c0, in_window = total - slot_c, 1
+-- As RateWindow::count, the window ends at the newest second recorded (`sec`),
+-- so an event whose clock lags (or stepped back) still counts itself: the
+-- reply's first value is `total`, the events in that window before this batch.
 redis.call('HSET', K_RATE, 'newest', sec, 'total', total + n, 's' .. r, sec, 'c' .. r, slot_c + n)
 redis.call('PEXPIRE', K_RATE, wttl)
 
@@ -174,4 +174,4 @@ if need_dec then
 end
 redis.call('HINCRBY', K_TOTALS, 'events', n)
 redis.call('PEXPIRE', K_SESS, sttl)
-return {c0, in_window, slot_c, lat_before, dec_before, out}
+return {total, lat_before, dec_before, out}

@@ -239,21 +239,21 @@ impl RedisState {
             &args,
         )?;
         let items = array(OP, &reply)?;
-        let c0 = uint(OP, at(OP, items, 0)?)?;
-        let in_window = int(OP, at(OP, items, 1)?)? == 1;
-        let slot = uint(OP, at(OP, items, 2)?)?;
+        // Events in the rate window before this batch (the window ends at the
+        // newest second recorded, as in `RateWindow`).
+        let before = uint(OP, at(OP, items, 0)?)?;
         let mut latency = LatencyWindow::new();
-        for v in array(OP, at(OP, items, 3)?)?.iter().rev() {
+        for v in array(OP, at(OP, items, 1)?)?.iter().rev() {
             let x: f64 = text(OP, v)?
                 .parse()
                 .map_err(|_| unexpected(OP, "a latency that is not a number"))?;
             latency.push(x);
         }
         let mut decisions = DecisionWindow::new();
-        for v in array(OP, at(OP, items, 4)?)?.iter().rev() {
+        for v in array(OP, at(OP, items, 2)?)?.iter().rev() {
             decisions.push(text(OP, v)? == "1");
         }
-        let per_event = array(OP, at(OP, items, 5)?)?;
+        let per_event = array(OP, at(OP, items, 3)?)?;
         if per_event.len() != events.len() * PER_EVENT {
             return Err(unexpected(OP, "wrong number of per-event values"));
         }
@@ -267,7 +267,7 @@ impl RedisState {
             // below (0..=8) are in bounds.
             let n = |j: usize| uint(OP, &r[j]);
             let mut obs = Observation::default();
-            let count = c0 + if in_window { slot + i as u64 + 1 } else { 0 };
+            let count = before + i as u64 + 1;
             obs.events_per_second = count as f64 / RATE_SECONDS as f64;
             if e.event_type.is_tool() {
                 if let Some(d) = e.duration_ms {
