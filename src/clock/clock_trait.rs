@@ -45,6 +45,9 @@ pub trait Clock: Send + Sync + fmt::Debug + 'static {
     fn wait_until(&self, deadline: Duration, wake: &Arc<Wake>);
 }
 
+/// Compile-time check that the trait stays object-safe.
+const _: Option<&dyn Clock> = None;
+
 impl<C: Clock + ?Sized> Clock for std::sync::Arc<C> {
     fn now(&self) -> Duration {
         (**self).now()

@@ -43,3 +43,6 @@ pub trait BackendFactory: Send + Sync + fmt::Debug {
             })
     }
 }
+
+/// Compile-time check that the trait stays object-safe.
+const _: Option<&dyn BackendFactory> = None;

@@ -38,6 +38,9 @@ pub trait MetricSink: Send + Sync + fmt::Debug {
     fn record(&self, metrics: &[Metric]) -> Result<(), SinkError>;
 }
 
+/// Compile-time check that the trait stays object-safe.
+const _: Option<&dyn MetricSink> = None;
+
 impl<S: MetricSink + ?Sized> MetricSink for Arc<S> {
     fn record(&self, metrics: &[Metric]) -> Result<(), SinkError> {
         (**self).record(metrics)

@@ -16,6 +16,67 @@ use crate::score::CompositeInputs;
 /// Coordination uses the backend's own time (for
 /// [`MemoryState`](super::MemoryState) its clock, for Redis the server's), so
 /// workers on different machines never compare their wall clocks.
+///
+/// # Implementing a backend
+///
+/// A host can bring its own store, or wrap one. This wrapper counts lock
+/// attempts and forwards everything to a [`MemoryState`](super::MemoryState):
+///
+/// ```
+/// use std::sync::atomic::{AtomicU64, Ordering};
+/// use std::sync::Arc;
+/// use std::time::Duration;
+/// use composite_metrics::score::CompositeInputs;
+/// use composite_metrics::state::{LockOutcome, LockToken, MemoryState, Observation, OpCounts, Scope};
+/// use composite_metrics::{BackendError, Event, HybridLock, MetricsCalculator, StateBackend};
+///
+/// #[derive(Debug, Default)]
+/// struct Counting {
+///     inner: MemoryState,
+///     lock_attempts: AtomicU64,
+/// }
+///
+/// impl StateBackend for Counting {
+///     fn record(&self, event: &Event, now: Duration) -> Result<Observation, BackendError> {
+///         self.inner.record(event, now)
+///     }
+///     fn record_batch(&self, events: &[Event], now: Duration, out: &mut Vec<Observation>) -> Result<(), BackendError> {
+///         self.inner.record_batch(events, now, out)
+///     }
+///     fn composite_inputs(&self, scope: Scope<'_>) -> Result<CompositeInputs, BackendError> {
+///         self.inner.composite_inputs(scope)
+///     }
+///     fn active_sessions(&self) -> Result<Vec<Arc<str>>, BackendError> {
+///         self.inner.active_sessions()
+///     }
+///     fn try_lock(&self, scope: Scope<'_>, token: LockToken, lease: Duration, min_interval: Duration) -> Result<LockOutcome, BackendError> {
+///         self.lock_attempts.fetch_add(1, Ordering::Relaxed);
+///         self.inner.try_lock(scope, token, lease, min_interval)
+///     }
+///     fn unlock(&self, scope: Scope<'_>, token: LockToken) -> Result<bool, BackendError> {
+///         self.inner.unlock(scope, token)
+///     }
+///     fn last_computed(&self, scope: Scope<'_>) -> Result<Option<Duration>, BackendError> {
+///         self.inner.last_computed(scope)
+///     }
+///     fn op_counts(&self) -> OpCounts {
+///         self.inner.op_counts()
+///     }
+/// }
+///
+/// let backend = Arc::new(Counting::default());
+/// let mut calc = MetricsCalculator::builder()
+///     .state(Arc::clone(&backend))
+///     .scheduler(HybridLock::default())
+///     .build()?;
+/// for _ in 0..1_000 {
+///     calc.process(&Event::tool_use("s1", "bash"))?;
+/// }
+/// // The first event found no calculation and took the lock; the other 999
+/// // were not due and asked nothing.
+/// assert_eq!(backend.lock_attempts.load(Ordering::Relaxed), 1);
+/// # Ok::<(), composite_metrics::Error>(())
+/// ```
 pub trait StateBackend: Send + Sync + fmt::Debug {
     /// Applies one validated event at time `now` and returns what the
     /// per-event metrics need.
@@ -60,6 +121,9 @@ pub trait StateBackend: Send + Sync + fmt::Debug {
     /// What this backend has served so far.
     fn op_counts(&self) -> OpCounts;
 }
+
+/// Compile-time check that the trait stays object-safe.
+const _: Option<&dyn StateBackend> = None;
 
 impl<B: StateBackend + ?Sized> StateBackend for Arc<B> {
     fn record(&self, event: &Event, now: Duration) -> Result<Observation, BackendError> {
