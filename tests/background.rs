@@ -180,6 +180,45 @@ fn four_coordinated_calculators_compute_once_per_interval() {
 }
 
 #[test]
+fn coordinated_runs_with_jitter_stay_within_interval_plus_minus_jitter() {
+    let clock = ManualClock::default();
+    let backend = Recording::new(&clock);
+    let interval = Duration::from_secs(30);
+    let jitter = Duration::from_secs(10);
+    let config = BackgroundConfig::default()
+        .with_jitter(jitter)
+        .with_coordination(true);
+    let mut calcs: Vec<_> = (0..4)
+        .map(|i| {
+            // Calculators started at different phases, as separate processes would be.
+            clock.advance(Duration::from_secs(7 * i));
+            MetricsCalculator::builder()
+                .clock(clock.clone())
+                .state(backend.clone())
+                .scheduler(Background::manual(config).unwrap())
+                .build()
+                .unwrap()
+        })
+        .collect();
+    let step = Duration::from_millis(100);
+    let mut starts = Vec::new();
+    for _ in 0..(40 * 30 * 10) {
+        clock.advance(step);
+        for calc in &mut calcs {
+            if calc.scheduler_mut().poll() > 0 {
+                starts.push(clock.now());
+            }
+        }
+    }
+    assert!(starts.len() >= 38, "{} runs in 40 intervals", starts.len());
+    for pair in starts.windows(2) {
+        let gap = pair[1] - pair[0];
+        assert!(gap >= config.min_interval(), "runs {gap:?} apart");
+        assert!(gap <= interval + jitter + step, "runs {gap:?} apart");
+    }
+}
+
+#[test]
 fn an_error_or_panic_is_counted_and_the_next_tick_still_runs() {
     let clock = ManualClock::default();
     let backend = Recording::new(&clock);

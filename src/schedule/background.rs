@@ -105,13 +105,18 @@ impl BackgroundConfig {
     }
 
     /// The marker age below which a coordinated run yields to another's:
-    /// nine tenths of the interval, so each interval's first run wins.
+    /// nine tenths of `interval - jitter`. The calculator that ran last ticks
+    /// again between `interval - jitter` and `interval + jitter` later, so
+    /// it always finds the marker old enough (the tenth absorbs differences
+    /// in how long requests take to reach the backend), while the other
+    /// calculators' ticks in between yield: calculations start at least
+    /// `0.9 * (interval - jitter)` and at most `interval + jitter` apart.
     pub fn min_interval(&self) -> Duration {
-        self.interval.mul_f64(0.9)
+        self.interval.saturating_sub(self.jitter).mul_f64(0.9)
     }
 
     /// Rejects a zero interval or lease, jitter of half the interval or more,
-    /// and a lease longer than the interval.
+    /// and a lease longer than [`min_interval`](Self::min_interval).
     pub fn validate(&self) -> Result<(), ConfigError> {
         if self.interval.as_millis() == 0 {
             return Err(ConfigError::OutOfRange {
@@ -135,7 +140,7 @@ impl BackgroundConfig {
             return Err(ConfigError::Order {
                 lower: "lease",
                 lower_value: self.lease,
-                upper: "interval * 0.9",
+                upper: "(interval - jitter) * 0.9",
                 upper_value: self.min_interval(),
             });
         }
