@@ -289,10 +289,14 @@ impl Data {
                         self.latency.push(ms);
                         obs.latency = self.latency.summary();
                     }
-                    let tool = e
-                        .tool_name
-                        .as_ref()
-                        .map(|name| self.tools.entry(Arc::clone(name)).or_default());
+                    // A known tool is found by name; only a new one clones the Arc.
+                    let tool = match &e.tool_name {
+                        Some(name) => Some(match self.tools.get_mut(&**name) {
+                            Some(t) => t,
+                            None => self.tools.entry(Arc::clone(name)).or_default(),
+                        }),
+                        None => None,
+                    };
                     if let Some(ok) = e.payload.success {
                         self.outcomes.add(ok);
                         session.outcomes.add(ok);
