@@ -91,17 +91,9 @@ fn rich_event(i: u32) -> Event {
     }
 }
 
-#[test]
-fn one_round_trip_per_event_batch_read_and_coordination_op() {
-    let server = RedisServer::start();
-    let state = std::sync::Arc::new(state(&server, "trips"));
-    let mut calc = MetricsCalculator::builder()
-        .state(state.clone())
-        .build()
-        .unwrap();
-    // Load the scripts once (a fresh server answers NOSCRIPT the first time).
-    calc.process(&rich_event(0)).unwrap();
-    state.composite_inputs(Scope::Global).unwrap();
+/// One of each coordination operation, and a read of the active sessions:
+/// four round trips.
+fn coordinate_once(state: &RedisState) {
     let token = LockToken::from_u64(7);
     state
         .try_lock(
@@ -114,6 +106,20 @@ fn one_round_trip_per_event_batch_read_and_coordination_op() {
     state.unlock(Scope::Global, token).unwrap();
     state.last_computed(Scope::Global).unwrap();
     state.active_sessions().unwrap();
+}
+
+#[test]
+fn one_round_trip_per_event_batch_read_and_coordination_op() {
+    let server = RedisServer::start();
+    let state = std::sync::Arc::new(state(&server, "trips"));
+    let mut calc = MetricsCalculator::builder()
+        .state(state.clone())
+        .build()
+        .unwrap();
+    // Load the scripts once (a fresh server answers NOSCRIPT the first time).
+    calc.process(&rich_event(0)).unwrap();
+    state.composite_inputs(Scope::Global).unwrap();
+    coordinate_once(&state);
 
     let mut inspect = server.connection();
     let before = command_calls(&mut inspect);
@@ -143,17 +149,7 @@ fn one_round_trip_per_event_batch_read_and_coordination_op() {
     let before = command_calls(&mut inspect);
     state.composite_inputs(Scope::Global).unwrap();
     state.composite_inputs(Scope::Session("s1")).unwrap();
-    state
-        .try_lock(
-            Scope::Global,
-            token,
-            Duration::from_millis(50),
-            Duration::from_millis(1),
-        )
-        .unwrap();
-    state.unlock(Scope::Global, token).unwrap();
-    state.last_computed(Scope::Global).unwrap();
-    state.active_sessions().unwrap();
+    coordinate_once(&state);
     let d = round_trips(&before, &command_calls(&mut inspect));
     assert_eq!(
         d,
