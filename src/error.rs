@@ -102,6 +102,9 @@ pub enum BackendError {
         /// The operation.
         op: &'static str,
     },
+    /// The backend's configuration was rejected before connecting.
+    #[error("invalid backend configuration: {0}")]
+    InvalidConfig(#[source] ConfigError),
     /// The backend could not be reached.
     #[error("backend connection failed during `{op}`: {source}")]
     Connection {

@@ -255,7 +255,7 @@ fn session_data_and_windows_carry_ttls() {
     )
     .unwrap();
     let pttl = |k: &str| -> i64 { server.cmd(&["PTTL", k]) };
-    for key in ["{ttl}:s:s1", "{ttl}:s:s1:dec", "{ttl}:sessions"] {
+    for key in ["{ttl}:s:s1", "{ttl}:d:s1", "{ttl}:sessions"] {
         let t = pttl(key);
         assert!(t > 590_000 && t <= 600_000, "{key}: {t}");
     }
@@ -279,7 +279,7 @@ fn session_data_and_windows_carry_ttls() {
         Duration::from_secs(1),
     )
     .unwrap();
-    assert!(pttl("{ttl}:last:s:s1") > 590_000);
+    assert!(pttl("{ttl}:m:s1") > 590_000);
     assert!(pttl("{ttl}:lock") > 0 && pttl("{ttl}:lock") <= 1_000);
     assert_eq!(pttl("{ttl}:last"), -1);
 }

@@ -19,11 +19,18 @@ pub struct RedisServer {
     child: Option<Child>,
     port: u16,
     dir: PathBuf,
+    extra: Vec<String>,
 }
 
 impl RedisServer {
     /// Starts a server on a free port.
     pub fn start() -> Self {
+        Self::start_with(&[])
+    }
+
+    /// Starts a server on a free port with extra command-line arguments
+    /// (e.g. `["--maxmemory", "2mb"]`), kept across [`restart`](Self::restart).
+    pub fn start_with(extra: &[&str]) -> Self {
         static SEQ: AtomicU64 = AtomicU64::new(0);
         let nanos = SystemTime::now()
             .duration_since(UNIX_EPOCH)
@@ -42,6 +49,7 @@ impl RedisServer {
                 child: None,
                 port,
                 dir: dir.clone(),
+                extra: extra.iter().map(|a| (*a).to_owned()).collect(),
             };
             match server.spawn() {
                 Ok(()) => return server,
@@ -118,6 +126,8 @@ impl RedisServer {
             .args(["--save", ""])
             .args(["--appendonly", "no"])
             .args(["--daemonize", "no"])
+            .args(["--enable-debug-command", "yes"])
+            .args(&self.extra)
             .arg("--dir")
             .arg(&self.dir)
             .arg("--logfile")

@@ -54,10 +54,12 @@ impl Default for RedisConfig {
 }
 
 impl RedisConfig {
-    /// Puts every key under `{namespace}:`. Braces in `namespace` are
-    /// replaced by `_` so the hash tag stays whole.
+    /// Puts every key under `{namespace}:`. The namespace is kept as given;
+    /// one holding `{` or `}` (which would break the hash tag, and let two
+    /// namespaces share keys) is rejected by [`validate`](Self::validate),
+    /// and so at connect.
     pub fn with_namespace(mut self, namespace: &str) -> Self {
-        self.namespace = namespace.replace(['{', '}'], "_");
+        self.namespace = namespace.to_owned();
         self
     }
 
@@ -152,7 +154,16 @@ impl RedisConfig {
         self.max_tools
     }
 
-    /// Rejects zero timeouts and limits, and TTLs under one millisecond.
+    /// Rejects zero timeouts and limits, TTLs under one millisecond, and an
+    /// empty namespace or one holding `{` or `}`.
+    ///
+    /// ```
+    /// use composite_metrics::state::RedisConfig;
+    /// use composite_metrics::ConfigError;
+    ///
+    /// let err = RedisConfig::default().with_namespace("team{").validate().unwrap_err();
+    /// assert!(matches!(err, ConfigError::OutOfRange { field: "namespace", .. }));
+    /// ```
     pub fn validate(&self) -> Result<(), ConfigError> {
         for (field, d) in [
             ("connect_timeout", self.connect_timeout),
@@ -180,6 +191,12 @@ impl RedisConfig {
             return Err(ConfigError::OutOfRange {
                 field: "namespace",
                 reason: "must not be empty",
+            });
+        }
+        if self.namespace.contains(['{', '}']) {
+            return Err(ConfigError::OutOfRange {
+                field: "namespace",
+                reason: "must not contain `{` or `}` (the namespace is the Redis Cluster hash tag)",
             });
         }
         Ok(())

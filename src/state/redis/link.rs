@@ -60,10 +60,7 @@ impl fmt::Debug for Link {
 impl Link {
     /// Parses `url` and connects once, so a wrong address fails here.
     pub(crate) fn open(url: &str, config: RedisConfig) -> Result<Self, BackendError> {
-        config.validate().map_err(|e| BackendError::Other {
-            op: "connect",
-            source: Box::new(e),
-        })?;
+        config.validate().map_err(BackendError::InvalidConfig)?;
         let client = Client::open(url).map_err(|e| map_error("connect", e))?;
         let link = Self {
             client,

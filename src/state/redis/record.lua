@@ -111,7 +111,7 @@ for i = 0, n - 1 do
       started = v[1]
       sruns = tonumber(v[2]) or 0
       prompts = tonumber(v[3]) or 0
-      redis.call('DEL', sk, sk .. ':dec')
+      redis.call('DEL', sk, P .. 'd:' .. sid)
       redis.call('ZREM', K_SESS, sid)
     end
   elseif kind ~= 'o' then
@@ -141,9 +141,10 @@ for i = 0, n - 1 do
     elseif kind == 'e' then
       if acc ~= '' then
         redis.call('LPUSH', K_DEC, acc)
-        redis.call('LPUSH', sk .. ':dec', acc)
-        redis.call('LTRIM', sk .. ':dec', 0, 99)
-        redis.call('PEXPIRE', sk .. ':dec', sttl)
+        local dk = P .. 'd:' .. sid
+        redis.call('LPUSH', dk, acc)
+        redis.call('LTRIM', dk, 0, 99)
+        redis.call('PEXPIRE', dk, sttl)
       end
     elseif kind == 'p' then
       prompts = redis.call('HINCRBY', sk, 'prompts', 1)

@@ -352,11 +352,7 @@ impl StateBackend for RedisState {
             .fetch_add(1, Ordering::Relaxed);
         let (main, dec) = match scope {
             Scope::Global => (self.keys.totals.clone(), self.keys.decisions.clone()),
-            Scope::Session(id) => {
-                let s = self.keys.session(id);
-                let d = format!("{s}:dec");
-                (s, d)
-            }
+            Scope::Session(id) => (self.keys.session(id), self.keys.session_decisions(id)),
         };
         let reply = self.link.eval(
             OP,
