@@ -5,7 +5,7 @@
 //! score, with a pluggable, measured strategy.
 //!
 //! A host builds a [`MetricsCalculator`] per worker, picks a
-//! [`CompositeScheduler`] ([`TimeBased`], [`EventBased`], [`HybridLock`],
+//! [`CompositeScheduler`] ([`TimeBased`], [`EventBased`], [`HybridLock`], [`Coalesce`],
 //! [`Background`], or [`Never`]), and shares one state backend between
 //! workers: [`MemoryState`] in one process, or Redis (feature `redis`) across
 //! machines.
@@ -50,8 +50,8 @@ pub use crate::error::{BackendError, ConfigError, Error, EventError, SinkError};
 pub use crate::event::{Event, EventType, Payload};
 pub use crate::metric::{Category, Metric};
 pub use crate::schedule::{
-    Background, BackgroundConfig, CompositeScheduler, CompositeScope, EventBased, HybridLock,
-    HybridLockConfig, Never, TimeBased,
+    Background, BackgroundConfig, Coalesce, CoalesceConfig, CompositeScheduler, CompositeScope,
+    EventBased, HybridLock, HybridLockConfig, Never, TimeBased,
 };
 pub use crate::score::{CompositeInputs, ScoreWeights};
 #[cfg(feature = "redis")]

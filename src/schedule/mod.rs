@@ -2,6 +2,8 @@
 //! strategies of the design note, one per file.
 
 mod background;
+mod coalesce;
+mod coalesce_config;
 mod context;
 mod decision;
 mod env;
@@ -16,6 +18,8 @@ mod stats;
 mod time_based;
 
 pub use self::background::{Background, BackgroundConfig};
+pub use self::coalesce::Coalesce;
+pub use self::coalesce_config::CoalesceConfig;
 pub use self::context::EventContext;
 pub use self::decision::{Decision, Ticket};
 pub use self::env::SchedulerEnv;

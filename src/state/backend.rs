@@ -110,6 +110,25 @@ pub trait StateBackend: Send + Sync + fmt::Debug {
         min_interval: Duration,
     ) -> Result<LockOutcome, BackendError>;
 
+    /// [`try_lock`](Self::try_lock), refused with [`LockOutcome::Clean`] when
+    /// the scope is not dirty: its last composite read
+    /// ([`composite_inputs`](Self::composite_inputs)) saw every event recorded
+    /// in it. Decided in the same atomic step as the lock ("lock if dirty"),
+    /// so two workers arriving at their deadlines one after the other compute
+    /// once. [`Coalesce`](crate::Coalesce) relies on it.
+    ///
+    /// The default implementation cannot tell and calls `try_lock` (never
+    /// answering `Clean`); both crate backends override it.
+    fn try_lock_if_dirty(
+        &self,
+        scope: Scope<'_>,
+        token: LockToken,
+        lease: Duration,
+        min_interval: Duration,
+    ) -> Result<LockOutcome, BackendError> {
+        self.try_lock(scope, token, lease, min_interval)
+    }
+
     /// Releases the lock of `scope` if `token` still holds it. Returns whether
     /// it did; a holder whose lease ran out releases nothing.
     fn unlock(&self, scope: Scope<'_>, token: LockToken) -> Result<bool, BackendError>;
@@ -155,6 +174,16 @@ impl<B: StateBackend + ?Sized> StateBackend for Arc<B> {
         min_interval: Duration,
     ) -> Result<LockOutcome, BackendError> {
         (**self).try_lock(scope, token, lease, min_interval)
+    }
+
+    fn try_lock_if_dirty(
+        &self,
+        scope: Scope<'_>,
+        token: LockToken,
+        lease: Duration,
+        min_interval: Duration,
+    ) -> Result<LockOutcome, BackendError> {
+        (**self).try_lock_if_dirty(scope, token, lease, min_interval)
     }
 
     fn unlock(&self, scope: Scope<'_>, token: LockToken) -> Result<bool, BackendError> {

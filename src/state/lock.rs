@@ -58,6 +58,13 @@ pub enum LockOutcome {
         /// How long ago, by the backend's time, it started.
         since_last: Duration,
     },
+    /// Only from [`try_lock_if_dirty`](super::StateBackend::try_lock_if_dirty):
+    /// the last composite read of the scope saw every event recorded in it,
+    /// so a calculation now would read nothing new.
+    Clean {
+        /// How long ago, by the backend's time, the last calculation started.
+        since_last: Option<Duration>,
+    },
 }
 
 impl LockOutcome {
@@ -67,6 +74,7 @@ impl LockOutcome {
             LockOutcome::Acquired => Some(Duration::ZERO),
             LockOutcome::Held { since_last } => since_last,
             LockOutcome::TooSoon { since_last } => Some(since_last),
+            LockOutcome::Clean { since_last } => since_last,
         }
     }
 }

@@ -98,6 +98,10 @@ struct SessionState {
     prompts: u64,
     outcomes: Outcomes,
     decisions: DecisionWindow,
+    /// Events recorded in this session, and how many of them the last
+    /// composite read of the session saw ("lock if dirty").
+    events: u64,
+    reflected: u64,
 }
 
 impl SessionState {
@@ -109,6 +113,8 @@ impl SessionState {
             prompts: 0,
             outcomes: Outcomes::default(),
             decisions: DecisionWindow::new(),
+            events: 0,
+            reflected: 0,
         }
     }
 }
@@ -124,6 +130,8 @@ struct Data {
     sessions: HashMap<Arc<str>, SessionState>,
     next_sweep: Duration,
     records: u64,
+    /// `records` as the last global composite read saw it.
+    reflected: u64,
     record_round_trips: u64,
     composite_reads: u64,
 }
@@ -282,6 +290,7 @@ impl Data {
                         .or_insert_with(|| SessionState::new(now)),
                 };
                 session.last_seen = now;
+                session.events += 1;
                 if kind.is_tool() {
                     self.tool_runs += 1;
                     session.tool_runs += 1;
@@ -389,17 +398,23 @@ impl StateBackend for MemoryState {
         let mut data = self.shared.data.lock();
         data.composite_reads += 1;
         Ok(match scope {
-            Scope::Global => CompositeInputs {
-                success_rate: data.outcomes.rate(),
-                acceptance_rate: data.decisions.acceptance_rate(),
-                tool_runs: data.tool_runs,
-            },
-            Scope::Session(id) => match data.sessions.get(id) {
-                Some(s) => CompositeInputs {
-                    success_rate: s.outcomes.rate(),
-                    acceptance_rate: s.decisions.acceptance_rate(),
-                    tool_runs: s.tool_runs,
-                },
+            Scope::Global => {
+                data.reflected = data.records;
+                CompositeInputs {
+                    success_rate: data.outcomes.rate(),
+                    acceptance_rate: data.decisions.acceptance_rate(),
+                    tool_runs: data.tool_runs,
+                }
+            }
+            Scope::Session(id) => match data.sessions.get_mut(id) {
+                Some(s) => {
+                    s.reflected = s.events;
+                    CompositeInputs {
+                        success_rate: s.outcomes.rate(),
+                        acceptance_rate: s.decisions.acceptance_rate(),
+                        tool_runs: s.tool_runs,
+                    }
+                }
                 None => CompositeInputs::default(),
             },
         })
@@ -424,25 +439,17 @@ impl StateBackend for MemoryState {
         lease: Duration,
         min_interval: Duration,
     ) -> Result<LockOutcome, BackendError> {
-        let now = self.shared.clock.now();
-        let mut coord = self.shared.coord.lock();
-        coord.sweep(now, self.shared.config.session_ttl(), false);
-        coord.lock_attempts += 1;
-        let slot = coord.peek(scope);
-        let since_last = slot.started.map(|t| now.saturating_sub(t));
-        if slot.holder.is_some_and(|(_, until)| until > now) {
-            return Ok(LockOutcome::Held { since_last });
-        }
-        if let Some(since_last) = since_last.filter(|d| *d < min_interval) {
-            return Ok(LockOutcome::TooSoon { since_last });
-        }
-        let taken = Slot {
-            holder: Some((token, now + lease)),
-            started: Some(now),
-        };
-        coord.store(scope, taken);
-        coord.locks_acquired += 1;
-        Ok(LockOutcome::Acquired)
+        self.lock_if(scope, token, lease, min_interval, false)
+    }
+
+    fn try_lock_if_dirty(
+        &self,
+        scope: Scope<'_>,
+        token: LockToken,
+        lease: Duration,
+        min_interval: Duration,
+    ) -> Result<LockOutcome, BackendError> {
+        self.lock_if(scope, token, lease, min_interval, true)
     }
 
     fn unlock(&self, scope: Scope<'_>, token: LockToken) -> Result<bool, BackendError> {
@@ -484,6 +491,57 @@ impl StateBackend for MemoryState {
             locks_acquired: c.locks_acquired,
             unlocks: c.unlocks,
             marker_reads: c.marker_reads,
+        }
+    }
+}
+
+impl MemoryState {
+    /// `try_lock`, and with `only_if_dirty` also refused as
+    /// [`LockOutcome::Clean`] when the last composite read of `scope` saw
+    /// every event recorded in it.
+    fn lock_if(
+        &self,
+        scope: Scope<'_>,
+        token: LockToken,
+        lease: Duration,
+        min_interval: Duration,
+        only_if_dirty: bool,
+    ) -> Result<LockOutcome, BackendError> {
+        let now = self.shared.clock.now();
+        // Lock order: coordination, then data (composite_inputs and record
+        // take only data).
+        let mut coord = self.shared.coord.lock();
+        coord.sweep(now, self.shared.config.session_ttl(), false);
+        coord.lock_attempts += 1;
+        let slot = coord.peek(scope);
+        let since_last = slot.started.map(|t| now.saturating_sub(t));
+        if slot.holder.is_some_and(|(_, until)| until > now) {
+            return Ok(LockOutcome::Held { since_last });
+        }
+        if only_if_dirty && !self.dirty(scope) {
+            return Ok(LockOutcome::Clean { since_last });
+        }
+        if let Some(since_last) = since_last.filter(|d| *d < min_interval) {
+            return Ok(LockOutcome::TooSoon { since_last });
+        }
+        let taken = Slot {
+            holder: Some((token, now + lease)),
+            started: Some(now),
+        };
+        coord.store(scope, taken);
+        coord.locks_acquired += 1;
+        Ok(LockOutcome::Acquired)
+    }
+
+    /// Whether `scope` has events its last composite read did not see.
+    fn dirty(&self, scope: Scope<'_>) -> bool {
+        let data = self.shared.data.lock();
+        match scope {
+            Scope::Global => data.records > data.reflected,
+            Scope::Session(id) => data
+                .sessions
+                .get(id)
+                .is_some_and(|s| s.events > s.reflected),
         }
     }
 }

@@ -169,6 +169,25 @@ impl StateBackend for Recording {
         Ok(outcome)
     }
 
+    fn try_lock_if_dirty(
+        &self,
+        scope: Scope<'_>,
+        token: LockToken,
+        lease: Duration,
+        min_interval: Duration,
+    ) -> Result<LockOutcome, BackendError> {
+        self.coordination_calls.fetch_add(1, Ordering::SeqCst);
+        let outcome = self
+            .inner
+            .try_lock_if_dirty(scope, token, lease, min_interval)?;
+        self.log.lock().push(Call::TryLock {
+            at: self.clock.now(),
+            token,
+            outcome,
+        });
+        Ok(outcome)
+    }
+
     fn unlock(&self, scope: Scope<'_>, token: LockToken) -> Result<bool, BackendError> {
         self.coordination_calls.fetch_add(1, Ordering::SeqCst);
         let released = self.inner.unlock(scope, token)?;
