@@ -23,7 +23,7 @@ use composite_metrics::sim::{
     LoadProfile, MemoryBackends, RealTimeRunner, RunReport, SimConfig, SimError, Simulator,
     Strategy,
 };
-use composite_metrics::{BackgroundConfig, HybridLockConfig};
+use composite_metrics::{BackgroundConfig, CoalesceConfig, HybridLockConfig};
 
 const HELP: &str = "\
 compare: measure the composite scheduling strategies side by side
@@ -49,13 +49,14 @@ LOAD:
 
 STRATEGIES:
     --strategies LIST     which to run, from never,time-based,event-based,
-                          hybrid-lock,background [all five]
+                          hybrid-lock,background,coalesce [all six]
     --period S            TimeBased period, whole seconds [10]
     --every N             EventBased: every N events per worker [100]
-    --max-staleness S     HybridLock freshness floor [30]
-    --min-interval S      HybridLock rate ceiling across workers [30]
-    --every-events N      HybridLock activity trigger per worker [100]
-    --lease S             HybridLock and Background lock lease [5]
+    --max-staleness S     HybridLock and Coalesce freshness bound [30]
+    --min-interval S      HybridLock and Coalesce rate ceiling across workers [30]
+    --every-events N      HybridLock and Coalesce activity trigger per worker [100]
+    --lease S             HybridLock, Background and Coalesce lock lease [5]
+    --tick S              Coalesce timer tick [1]
     --interval S          Background interval [30]
     --no-coordination     Background without cluster coordination
 
@@ -86,6 +87,7 @@ struct Options {
     every: u64,
     hybrid: HybridLockConfig,
     interval: f64,
+    tick: f64,
     lease: f64,
     coordinated: bool,
     time_scale: Option<f64>,
@@ -112,6 +114,7 @@ impl Default for Options {
             every: 100,
             hybrid: HybridLockConfig::default(),
             interval: 30.0,
+            tick: 1.0,
             lease: 5.0,
             coordinated: true,
             time_scale: None,
@@ -203,6 +206,7 @@ fn parse_args(args: &[String]) -> Result<Option<Options>, String> {
             "--every-events" => o.hybrid = o.hybrid.with_every_events(number(&value(flag)?, flag)?),
             "--lease" => o.lease = seconds(&value(flag)?, flag)?,
             "--interval" => o.interval = seconds(&value(flag)?, flag)?,
+            "--tick" => o.tick = seconds(&value(flag)?, flag)?,
             "--no-coordination" => o.coordinated = false,
             "--time-scale" => {
                 let f: f64 = number(&value(flag)?, flag)?;
@@ -408,6 +412,13 @@ fn strategies(o: &Options) -> Result<Vec<Strategy>, SimError> {
         .with_lease(secs(o.lease))
         .with_coordination(o.coordinated);
     background.validate()?;
+    let coalesce = CoalesceConfig::default()
+        .with_max_staleness(hybrid.max_staleness())
+        .with_min_interval(hybrid.min_interval())
+        .with_every_events(hybrid.every_events())
+        .with_lease(hybrid.lease())
+        .with_tick(secs(o.tick));
+    coalesce.validate()?;
     let all = [
         Strategy::Never,
         Strategy::TimeBased {
@@ -416,6 +427,7 @@ fn strategies(o: &Options) -> Result<Vec<Strategy>, SimError> {
         Strategy::EventBased { every: o.every },
         Strategy::HybridLock(hybrid),
         Strategy::Background(background),
+        Strategy::Coalesce(coalesce),
     ];
     Ok(all
         .into_iter()
@@ -921,6 +933,7 @@ fn color(strategy: &str) -> &'static str {
         "event-based" => "#ff7f0e",
         "hybrid-lock" => "#2ca02c",
         "background" => "#1f77b4",
+        "coalesce" => "#9467bd",
         _ => "#7f7f7f",
     }
 }

@@ -460,18 +460,24 @@ impl Timer {
     fn run(self) {
         let clock = Arc::clone(self.env.clock());
         loop {
+            let now = clock.now();
             let next = {
                 let q = self.shared.queue.lock();
-                q.earliest().map_or(q.next_poll, |e| e.min(q.next_poll))
+                let poll = match self.env.scope() {
+                    CompositeScope::Global => q.next_poll,
+                    // No takeover check: sleep until armed (or a while).
+                    CompositeScope::PerSession => now + self.config.max_staleness(),
+                };
+                q.earliest().map_or(poll, |e| e.min(poll))
             };
             if self.shared.stop.load(Ordering::Acquire) {
                 return;
             }
-            if clock.now() < next {
+            if now < next {
                 clock.wait_until(next, &self.shared.wake);
                 continue;
             }
-            self.run_due(clock.now());
+            self.run_due(now);
         }
     }
 
@@ -494,9 +500,6 @@ impl Timer {
                 }
                 !fire
             });
-            if poll {
-                q.next_poll = now + self.config.max_staleness();
-            }
             (due, poll)
         };
         let mut runs = 0;
@@ -515,16 +518,16 @@ impl Timer {
         let scope = session.map_or(Scope::Global, Scope::Session);
         let backend = self.env.backend();
         self.shared.lock_attempts.fetch_add(1, Ordering::Relaxed);
+        // Ask again at `at`: the armed deadline, or the takeover check.
         let retry = |at: Duration| {
-            let armed = Armed {
-                fire_at: at,
-                since: since.unwrap_or(now),
-                session: session.map(Arc::from),
-            };
             let mut q = self.shared.queue.lock();
             match since {
-                Some(_) => q.arm(armed),
-                None => q.next_poll = q.next_poll.min(at),
+                Some(since) => q.arm(Armed {
+                    fire_at: at,
+                    since,
+                    session: session.map(Arc::from),
+                }),
+                None => q.next_poll = at,
             }
         };
         let outcome = match backend.try_lock_if_dirty(
@@ -576,15 +579,18 @@ impl Timer {
             }
             LockOutcome::TooSoon { since_last } => {
                 // That calculation read every event recorded before it
-                // started; later ones (this worker's armed ones, or a dead
-                // worker's) are checked again when the ceiling allows.
+                // started. This worker's armed events recorded later are
+                // tried again when the ceiling allows; anyone else's are
+                // checked by `max_staleness` after it.
                 let started = now.saturating_sub(since_last);
-                let at = started + self.config.min_interval();
-                if since.is_none_or(|s| s > started) {
-                    retry(at);
-                } else if session.is_none() {
-                    let mut q = self.shared.queue.lock();
-                    q.next_poll = q.next_poll.min(at);
+                if since.is_some_and(|s| s > started) {
+                    retry(started + self.config.min_interval());
+                }
+                if session.is_none() {
+                    self.shared
+                        .queue
+                        .lock()
+                        .observed(started + self.config.max_staleness());
                 }
                 0
             }

@@ -11,7 +11,9 @@ use crate::calculator::MetricsCalculator;
 use crate::clock::SystemClock;
 use crate::error::SinkError;
 use crate::metric::Metric;
-use crate::schedule::{Background, CompositeScheduler, EventBased, HybridLock, Never, TimeBased};
+use crate::schedule::{
+    Background, Coalesce, CompositeScheduler, EventBased, HybridLock, Never, TimeBased,
+};
 use crate::sink::CallbackSink;
 use crate::state::StateBackend;
 
@@ -110,6 +112,15 @@ impl<F: BackendFactory> RealTimeRunner<F> {
                     profile,
                     || Ok(Background::manual(config)?),
                     Some((Background::poll, step)),
+                )
+            }
+            Strategy::Coalesce(config) => {
+                config.validate()?;
+                self.run_with(
+                    strategy,
+                    profile,
+                    || Ok(Coalesce::manual(config)?),
+                    Some((Coalesce::poll, config.tick())),
                 )
             }
         }

@@ -7,7 +7,7 @@ use super::{
 use crate::calculator::MetricsCalculator;
 #[cfg(doc)]
 use crate::clock::ManualClock;
-use crate::schedule::{Background, EventBased, HybridLock, Never, TimeBased};
+use crate::schedule::{Background, Coalesce, EventBased, HybridLock, Never, TimeBased};
 #[cfg(doc)]
 use crate::state::MemoryState;
 
@@ -157,6 +157,16 @@ fn lane(
                 config,
                 || Ok(Background::manual(c)?),
                 Some((Background::poll, poll_step(c.interval()))),
+            )?)
+        }
+        Strategy::Coalesce(c) => {
+            c.validate()?;
+            Box::new(Lane::new(
+                strategy,
+                profile,
+                config,
+                || Ok(Coalesce::manual(c)?),
+                Some((Coalesce::poll, c.tick())),
             )?)
         }
     })

@@ -1,19 +1,19 @@
 use std::fmt;
 use std::time::Duration;
 
-use crate::schedule::{BackgroundConfig, HybridLockConfig};
+use crate::schedule::{BackgroundConfig, CoalesceConfig, HybridLockConfig};
 
 /// A scheduling strategy to simulate, with its parameters.
 ///
-/// [`defaults`](Self::defaults) gives the five of the comparison:
+/// [`defaults`](Self::defaults) gives the six of the comparison:
 /// `Never`, `TimeBased` (10 s), `EventBased` (every 100), `HybridLock`
-/// (defaults) and `Background` (30 s, coordinated).
+/// (defaults), `Background` (30 s, coordinated) and `Coalesce` (defaults).
 ///
 /// ```
 /// use composite_metrics::sim::Strategy;
 ///
 /// let names: Vec<_> = Strategy::defaults().iter().map(|s| s.name()).collect();
-/// assert_eq!(names, ["never", "time-based", "event-based", "hybrid-lock", "background"]);
+/// assert_eq!(names, ["never", "time-based", "event-based", "hybrid-lock", "background", "coalesce"]);
 /// assert_eq!(Strategy::EventBased { every: 100 }.to_string(), "event-based(every 100)");
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -36,6 +36,8 @@ pub enum Strategy {
     /// simulator at every `interval / 64` of simulated time, idle or not (each
     /// poll runs before any event that arrives after it).
     Background(BackgroundConfig),
+    /// [`Coalesce`](crate::Coalesce), its timer polled every `tick` of virtual time.
+    Coalesce(CoalesceConfig),
 }
 
 impl Strategy {
@@ -50,6 +52,7 @@ impl Strategy {
             Strategy::EventBased { every: 100 },
             Strategy::HybridLock(HybridLockConfig::default()),
             Strategy::Background(BackgroundConfig::default().with_coordination(true)),
+            Strategy::Coalesce(CoalesceConfig::default()),
         ]
     }
 
@@ -61,6 +64,7 @@ impl Strategy {
             Strategy::EventBased { .. } => "event-based",
             Strategy::HybridLock(_) => "hybrid-lock",
             Strategy::Background(_) => "background",
+            Strategy::Coalesce(_) => "coalesce",
         }
     }
 
@@ -71,6 +75,7 @@ impl Strategy {
         match *self {
             Strategy::HybridLock(c) => Strategy::HybridLock(c.scaled(factor)),
             Strategy::Background(c) => Strategy::Background(c.scaled(factor)),
+            Strategy::Coalesce(c) => Strategy::Coalesce(c.scaled(factor)),
             other => other,
         }
     }
@@ -99,6 +104,15 @@ impl fmt::Display for Strategy {
                 } else {
                     "uncoordinated"
                 }
+            ),
+            Strategy::Coalesce(c) => write!(
+                f,
+                "coalesce(max_staleness {}s, min_interval {}s, every_events {}, lease {}s, tick {}s)",
+                c.max_staleness().as_secs_f64(),
+                c.min_interval().as_secs_f64(),
+                c.every_events(),
+                c.lease().as_secs_f64(),
+                c.tick().as_secs_f64()
             ),
         }
     }
