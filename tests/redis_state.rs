@@ -51,6 +51,9 @@ const INSIDE_SCRIPTS: &[&str] = &[
     "get",
     "set",
     "zrangebyscore",
+    "type",
+    "zcount",
+    "hget",
 ];
 
 /// Top-level commands (round trips) between two snapshots: the server's
