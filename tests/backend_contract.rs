@@ -654,7 +654,7 @@ fn edges_give_the_same_answers(f: &Fixture) {
         .unwrap();
     let b = f.handle();
     let metrics = calc.process(&tool("s1", "").with_success(true)).unwrap();
-    let names: Vec<&str> = metrics.iter().map(|m| &*m.name).collect();
+    let names: Vec<&str> = metrics.iter().map(|m| m.name).collect();
     assert!(names.contains(&"overall_success_rate"), "{names:?}");
     assert!(metrics.iter().all(|m| m.tool.is_none()), "{metrics:?}");
     let o = b.record(&tool("s1", ""), f.now()).unwrap();
