@@ -4,10 +4,11 @@
 -- Reply: {0, ok, known, tool_runs, accepted, decisions}, or the epoch's reply.
 local reset = cm_epoch(3, ARGV[1], ARGV[2])
 if reset then return reset end
-local bad = cm_wrongtype(1, 'hash') or cm_wrongtype(2, 'list')
+local v, bad = cm_read(1, 'HMGET', KEYS[1], 'ok', 'known', 'tool_runs')
 if bad then return bad end
-local v = redis.call('HMGET', KEYS[1], 'ok', 'known', 'tool_runs')
-local d = redis.call('LRANGE', KEYS[2], 0, 99)
+local d
+d, bad = cm_read(2, 'LRANGE', KEYS[2], 0, 99)
+if bad then return bad end
 local accepted = 0
 for _, x in ipairs(d) do
   if x == '1' then accepted = accepted + 1 end

@@ -1,8 +1,7 @@
 -- At connect: the namespace's epoch, created with ARGV[1] if missing.
 -- KEYS: meta
-local bad = cm_wrongtype(1, 'string')
+local cur, bad = cm_read(1, 'GET', KEYS[1])
 if bad then return bad end
-local cur = redis.call('GET', KEYS[1])
 if not cur then
   redis.call('SET', KEYS[1], ARGV[1])
   return ARGV[1]

@@ -14,8 +14,8 @@
 -- before, decision window before (newest first), 10 values per event}, or
 -- the epoch's reply (see prelude.lua).
 --
--- Pass 1 runs every check (epoch, key types, stored values, limits,
--- duplicates) and only reads; pass 2 computes in Lua; the writes come last
+-- Pass 1 runs every check (epoch, the type of every key the batch writes,
+-- stored values, limits, duplicates) and only reads; pass 2 computes in Lua; the writes come last
 -- and cannot fail. So an error reply means nothing changed.
 
 local reset = cm_epoch(9, ARGV[8], ARGV[9])
@@ -33,20 +33,9 @@ local F, B, NK = 7, 12 + ns, 9
 local K_TOTALS, K_LAT, K_DEC, K_RATE = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local K_SESS, K_RUNS, K_OK, K_KNOWN = KEYS[5], KEYS[6], KEYS[7], KEYS[8]
 
--- Pass 1: checks and reads.
-local WANT = {'hash', 'list', 'list', 'hash', 'zset', 'hash', 'hash', 'hash'}
-for i = 1, 8 do
-  local bad = cm_wrongtype(i, WANT[i])
-  if bad then return bad end
-end
-for j = 1, ns do
-  local bad = cm_wrongtype(NK + 2 * j - 1, 'hash') or cm_wrongtype(NK + 2 * j, 'list')
-  if bad then return bad end
-end
-for j = 1, ne do
-  local bad = cm_wrongtype(NK + 2 * ns + j, 'string')
-  if bad then return bad end
-end
+-- Pass 1: checks and reads. A key's type is checked where it is first read
+-- (cm_read) or, for keys only written, with TYPE; only keys this batch
+-- writes are checked.
 
 -- KEYS[i] holds a value this script did not write.
 local function data_error(i)
@@ -62,7 +51,9 @@ end
 -- Duplicates: an id applied before (its key exists) or earlier in the batch.
 local seen, fresh = {}, {}
 for j = 1, ne do
-  if redis.call('EXISTS', KEYS[NK + 2 * ns + j]) == 1 then seen[j] = true end
+  local v, bad = cm_read(NK + 2 * ns + j, 'GET', KEYS[NK + 2 * ns + j])
+  if bad then return bad end
+  if v then seen[j] = true end
 end
 local dup, applied = {}, 0
 for i = 0, n - 1 do
@@ -77,15 +68,27 @@ for i = 0, n - 1 do
     applied = applied + 1
   end
 end
+if applied == 0 then
+  local out = {}
+  for i = 1, n do
+    for _ = 1, 9 do out[#out + 1] = 0 end
+    out[#out + 1] = 1
+  end
+  return {0, 0, {}, {}, out}
+end
 
+local bad = cm_wrongtype(5, 'zset')
+if bad then return bad end
 local t = redis.call('TIME')
 local now_ms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 
-local tv = redis.call('HMGET', K_TOTALS, 'tool_runs', 'ok', 'known', 'events')
+local tv
+tv, bad = cm_read(1, 'HMGET', K_TOTALS, 'tool_runs', 'ok', 'known', 'events')
+if bad then return bad end
 local T = {runs = count(tv[1]), ok = count(tv[2]), known = count(tv[3]), events = count(tv[4])}
 if not (T.runs and T.ok and T.known and T.events) then return data_error(1) end
 
-local S, counted, tools, tool_list = {}, {}, {}, {}
+local S, counted, dk_checked, tools, tool_list = {}, {}, {}, {}, {}
 local live, new_s, hlen, new_t = nil, 0, nil, 0
 local need_lat, need_dec = false, false
 for i = 0, n - 1 do
@@ -95,8 +98,12 @@ for i = 0, n - 1 do
     if kind ~= 'o' and S[j] == nil then
       local key = KEYS[NK + 2 * j - 1]
       local st = {sid = ARGV[12 + j], live = false, ended = false, touched = false, decs = {}}
-      if redis.call('EXISTS', key) == 1 then
-        local v = redis.call('HMGET', key, 'started', 'tool_runs', 'prompts', 'ok', 'known')
+      -- Every session hash this script writes has `last_seen`.
+      local v
+      v, bad = cm_read(NK + 2 * j - 1, 'HMGET', key, 'started', 'tool_runs', 'prompts', 'ok',
+        'known', 'last_seen')
+      if bad then return bad end
+      if v[1] or v[2] or v[3] or v[4] or v[5] or v[6] then
         if v[1] and not string.match(v[1], '^%d+$') then return data_error(NK + 2 * j - 1) end
         st.live, st.started = true, v[1]
         st.runs, st.prompts, st.ok, st.known = count(v[2]), count(v[3]), count(v[4]), count(v[5])
@@ -106,6 +113,12 @@ for i = 0, n - 1 do
       end
       st.existed = st.live
       S[j] = st
+    end
+    -- The session's decision list is written by a decision, deleted by an end.
+    if (kind == 'x' or (kind == 'e' and ARGV[o + 6] ~= '')) and not dk_checked[j] then
+      dk_checked[j] = true
+      bad = cm_wrongtype(NK + 2 * j, 'list')
+      if bad then return bad end
     end
     if kind ~= 'o' and kind ~= 'x' and not counted[j] then
       counted[j] = true
@@ -120,13 +133,14 @@ for i = 0, n - 1 do
     if kind == 't' then
       if ARGV[o + 4] ~= '' then need_lat = true end
       if tool ~= '' and tools[tool] == nil then
-        local r = redis.call('HGET', K_RUNS, tool)
-        local tr = {
-          runs = count(r),
-          ok = count(redis.call('HGET', K_OK, tool)),
-          known = count(redis.call('HGET', K_KNOWN, tool)),
-          outcomes = false,
-        }
+        local r, k, kn
+        r, bad = cm_read(6, 'HGET', K_RUNS, tool)
+        if bad then return bad end
+        k, bad = cm_read(7, 'HGET', K_OK, tool)
+        if bad then return bad end
+        kn, bad = cm_read(8, 'HGET', K_KNOWN, tool)
+        if bad then return bad end
+        local tr = {runs = count(r), ok = count(k), known = count(kn), outcomes = false}
         if not tr.runs then return data_error(6) end
         if not tr.ok then return data_error(7) end
         if not tr.known then return data_error(8) end
@@ -149,13 +163,15 @@ end
 -- Windows as they were before this batch (newest first).
 local lat_before, dec_before = {}, {}
 if need_lat then
-  lat_before = redis.call('LRANGE', K_LAT, 0, 99)
+  lat_before, bad = cm_read(2, 'LRANGE', K_LAT, 0, 99)
+  if bad then return bad end
   for _, x in ipairs(lat_before) do
     if not string.match(x, '^%d+%.?%d*$') then return data_error(2) end
   end
 end
 if need_dec then
-  dec_before = redis.call('LRANGE', K_DEC, 0, 99)
+  dec_before, bad = cm_read(3, 'LRANGE', K_DEC, 0, 99)
+  if bad then return bad end
   for _, x in ipairs(dec_before) do
     if x ~= '0' and x ~= '1' then return data_error(3) end
   end
@@ -165,7 +181,9 @@ end
 -- (fields s<i>/c<i>: second and count of slot i), plus `total`, the events
 -- in the slots of the 60 seconds ending at `newest`, so that a call reads
 -- O(1) fields instead of 120 (moving `newest` forward reads the slots leaving).
-local h = redis.call('HMGET', K_RATE, 'newest', 'total')
+local h
+h, bad = cm_read(4, 'HMGET', K_RATE, 'newest', 'total')
+if bad then return bad end
 local newest = tonumber(h[1]) or 0
 local total = tonumber(h[2]) or 0
 local sec = math.max(now_sec, newest)
@@ -270,7 +288,7 @@ local function push_all(key, list)
     redis.call('LPUSH', key, unpack(list, a, math.min(a + 999, #list)))
   end
 end
-if applied > 0 then
+do
   redis.call('ZREMRANGEBYSCORE', K_SESS, '-inf', now_ms - sttl)
   redis.call('HSET', K_RATE, 'newest', sec, 'total', total + applied, 's' .. r, sec, 'c' .. r, slot_c + applied)
   redis.call('PEXPIRE', K_RATE, wttl)
