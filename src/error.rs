@@ -50,6 +50,26 @@ pub enum EventError {
         /// The rejected value.
         value: f64,
     },
+    // Added with issue 8 (same answers on both backends, event ids).
+    /// A string field that must say something is empty (`session_id`,
+    /// `event_id`).
+    #[error("field `{field}` must not be empty")]
+    Empty {
+        /// The field's name.
+        field: &'static str,
+    },
+    /// A number field is above its documented maximum (e.g. `duration_ms`
+    /// above [`MAX_DURATION_MS`](crate::event::MAX_DURATION_MS)), so that sums
+    /// and averages stay finite.
+    #[error("field `{field}` is {value}; the maximum is {max}")]
+    TooLarge {
+        /// The field's name.
+        field: &'static str,
+        /// The rejected value.
+        value: f64,
+        /// The maximum.
+        max: f64,
+    },
 }
 
 /// A configuration that cannot work, rejected at construction.
@@ -97,6 +117,15 @@ pub enum BackendError {
         limit: usize,
     },
     /// The backend did not answer within its timeout.
+    ///
+    /// The request was sent, so the server may still apply it. Retrying is
+    /// safe when every event of the call carries an
+    /// [`event_id`](crate::Event::event_id) and the retry comes within the
+    /// dedup horizon ([`RedisConfig::with_dedup_horizon`](crate::state::RedisConfig::with_dedup_horizon),
+    /// default 24 h): an id is applied at most once per namespace, so an
+    /// event the server did apply comes back as
+    /// [`Delivery::Duplicate`](crate::Delivery::Duplicate) and counts once.
+    /// Events without an id may be counted twice by a retry.
     #[error("backend operation `{op}` timed out")]
     Timeout {
         /// The operation.
@@ -113,6 +142,39 @@ pub enum BackendError {
         /// The underlying error.
         #[source]
         source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    // Added with issue 8 (all or none, state loss).
+    /// The namespace's state was lost since this worker last saw it (a server
+    /// restarted without persistence, `FLUSHALL`, a failover to an empty
+    /// replica): its epoch key was missing or held another epoch.
+    ///
+    /// Reported once per worker (per [`RedisState`](crate::state::RedisState)),
+    /// which then adopts the new epoch; the call that reports it applied
+    /// nothing, and later calls work on the fresh state (retry the event).
+    /// The counts before the loss are gone; this error is the signal.
+    #[error("the backend's state was lost (reset) before `{op}`; nothing was applied")]
+    StateReset {
+        /// The operation.
+        op: &'static str,
+    },
+    /// A key the operation needs holds a value of another type than this
+    /// crate writes there, or a field holds text where the crate keeps a
+    /// number (written by another program). Checked before the first write:
+    /// nothing was changed.
+    #[error("backend operation `{op}`: key `{key}` holds a value of the wrong type or form")]
+    WrongType {
+        /// The operation.
+        op: &'static str,
+        /// The key at fault.
+        key: String,
+    },
+    /// The server is out of memory (`maxmemory` reached with a
+    /// `noeviction` policy) and refused the operation before it started:
+    /// nothing was changed.
+    #[error("backend operation `{op}` refused: the server is out of memory")]
+    OutOfMemory {
+        /// The operation.
+        op: &'static str,
     },
     /// The backend answered with an error or an unexpected reply.
     #[error("backend error during `{op}`: {source}")]

@@ -44,7 +44,7 @@ pub mod sink;
 pub mod state;
 pub mod window;
 
-pub use crate::calculator::{Builder, MetricsCalculator, Stats};
+pub use crate::calculator::{Builder, Delivery, MetricsCalculator, Stats};
 pub use crate::clock::{Clock, ManualClock, SystemClock};
 pub use crate::error::{BackendError, ConfigError, Error, EventError, SinkError};
 pub use crate::event::{Event, EventType, Payload};

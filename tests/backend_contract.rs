@@ -13,12 +13,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use composite_metrics::clock::{Clock, ManualClock};
+use composite_metrics::event::MAX_DURATION_MS;
 use composite_metrics::state::{
     LockOutcome, LockToken, MemoryConfig, Observation, RedisConfig, RedisState, Scope,
 };
 use composite_metrics::{
-    BackendError, Event, EventType, HybridLock, HybridLockConfig, MemoryState, MetricsCalculator,
-    StateBackend,
+    BackendError, Error, Event, EventError, EventType, HybridLock, HybridLockConfig, MemoryState,
+    MetricsCalculator, StateBackend,
 };
 use proptest::prelude::*;
 use support::RedisServer;
@@ -29,15 +30,12 @@ struct Limits {
     session_ttl: Duration,
     max_sessions: usize,
     max_tools: usize,
+    dedup_horizon: Duration,
 }
 
 impl Default for Limits {
     fn default() -> Self {
-        Self {
-            session_ttl: Duration::from_secs(24 * 3600),
-            max_sessions: 1_000_000,
-            max_tools: 10_000,
-        }
+        LIMITS
     }
 }
 
@@ -61,7 +59,8 @@ impl Fixture {
         let config = MemoryConfig::default()
             .with_session_ttl(limits.session_ttl)
             .with_max_sessions(limits.max_sessions)
-            .with_max_tools(limits.max_tools);
+            .with_max_tools(limits.max_tools)
+            .with_dedup_horizon(limits.dedup_horizon);
         let state = MemoryState::with_config(config, clock.clone()).expect("valid config");
         Self {
             clock,
@@ -83,7 +82,8 @@ impl Fixture {
             .with_namespace(&ns)
             .with_session_ttl(limits.session_ttl)
             .with_max_sessions(limits.max_sessions)
-            .with_max_tools(limits.max_tools);
+            .with_max_tools(limits.max_tools)
+            .with_dedup_horizon(limits.dedup_horizon);
         Self {
             clock: ManualClock::default(),
             kind: Kind::Redis {
@@ -558,6 +558,168 @@ fn g1_g2_hybrid_lock_workers(f: &Fixture) {
     }
 }
 
+/// Issue 8, point 3: an event id is applied at most once; a duplicate
+/// changes nothing, also inside one batch.
+fn event_ids_apply_at_most_once(f: &Fixture) {
+    let b = f.handle();
+    let e = tool("s1", "bash")
+        .with_duration_ms(4.0)
+        .with_success(true)
+        .with_event_id("id-1");
+    let first = b.record(&e, f.now()).unwrap();
+    assert!(!first.duplicate);
+    assert_eq!(first.events_per_second, 1.0 / 60.0);
+    let inputs = b.composite_inputs(Scope::Global).unwrap();
+    let records = b.op_counts().records;
+    let again = b.record(&e, f.now()).unwrap();
+    assert_eq!(
+        again,
+        Observation {
+            duplicate: true,
+            ..Observation::default()
+        }
+    );
+    assert_eq!(b.composite_inputs(Scope::Global).unwrap(), inputs);
+    assert_eq!(b.op_counts().records, records);
+    // In a batch: the old id, a new one twice, and an event without an id.
+    let batch = [
+        e.clone(),
+        tool("s2", "grep").with_success(false).with_event_id("id-2"),
+        tool("s2", "grep").with_success(false).with_event_id("id-2"),
+        tool("s2", "grep").with_success(false),
+    ];
+    let mut out = Vec::new();
+    b.record_batch(&batch, f.now(), &mut out).unwrap();
+    let dups: Vec<bool> = out.iter().map(|o| o.duplicate).collect();
+    assert_eq!(dups, [true, false, true, false]);
+    assert_eq!(out[1].tool_frequency, Some(50.0));
+    assert_eq!(out[3].tool_frequency, Some(100.0 * 2.0 / 3.0));
+    assert_eq!(out[3].events_per_second, 3.0 / 60.0);
+    let g = b.composite_inputs(Scope::Global).unwrap();
+    assert_eq!((g.tool_runs, g.success_rate), (3, Some(100.0 / 3.0)));
+    // A batch of duplicates only changes nothing either.
+    let records = b.op_counts().records;
+    out.clear();
+    b.record_batch(&batch[..3], f.now(), &mut out).unwrap();
+    assert!(out.iter().all(|o| o.duplicate));
+    assert_eq!(b.composite_inputs(Scope::Global).unwrap(), g);
+    assert_eq!(b.op_counts().records, records);
+    // Through the calculator: no metrics, a typed outcome, counted.
+    let mut calc = MetricsCalculator::builder()
+        .clock(f.clock.clone())
+        .state(f.handle())
+        .build()
+        .unwrap();
+    let mut metrics = Vec::new();
+    assert_eq!(
+        calc.process_into(&e, &mut metrics).unwrap(),
+        composite_metrics::Delivery::Duplicate
+    );
+    assert!(metrics.is_empty());
+    assert!(calc.process(&e).unwrap().is_empty());
+    let applied = calc.process_batch(&batch).unwrap();
+    assert_eq!(
+        applied
+            .iter()
+            .filter(|m| m.name == "tool_frequency")
+            .count(),
+        1
+    );
+    let s = calc.stats();
+    assert_eq!((s.events, s.duplicates), (1, 5));
+}
+
+/// After the dedup horizon an id counts again.
+fn event_ids_expire_after_the_horizon(f: &Fixture, horizon: Duration) {
+    let b = f.handle();
+    let e = Event::new(EventType::UserPrompt, "s1").with_event_id("once");
+    assert_eq!(b.record(&e, f.now()).unwrap().prompts_in_session, Some(1));
+    assert!(b.record(&e, f.now()).unwrap().duplicate);
+    f.pass(horizon + horizon / 2);
+    let later = b.record(&e, f.now()).unwrap();
+    assert!(!later.duplicate);
+    assert_eq!(later.prompts_in_session, Some(2));
+}
+
+/// Issue 8, point 10: the same answers at the edges. An empty tool name is
+/// an absent one (the run counts, for no tool, and uses no tool-name slot);
+/// an empty session id and a duration above `MAX_DURATION_MS` are rejected
+/// with a typed error naming the field, changing nothing; the largest
+/// durations keep averages finite. (Built with `max_tools` 1.)
+fn edges_give_the_same_answers(f: &Fixture) {
+    let mut calc = MetricsCalculator::builder()
+        .clock(f.clock.clone())
+        .state(f.handle())
+        .build()
+        .unwrap();
+    let b = f.handle();
+    let metrics = calc.process(&tool("s1", "").with_success(true)).unwrap();
+    let names: Vec<&str> = metrics.iter().map(|m| m.name).collect();
+    assert!(names.contains(&"overall_success_rate"), "{names:?}");
+    assert!(metrics.iter().all(|m| m.tool.is_none()), "{metrics:?}");
+    let o = b.record(&tool("s1", ""), f.now()).unwrap();
+    assert_eq!((o.tool_frequency, o.tool_success_rate), (None, None));
+    // The one tool-name slot is still free.
+    let o = b.record(&tool("s1", "bash"), f.now()).unwrap();
+    assert_eq!(o.tool_frequency, Some(100.0 / 3.0));
+    assert!(matches!(
+        b.record(&tool("s1", "grep"), f.now()),
+        Err(BackendError::CapacityExceeded { .. })
+    ));
+    assert_eq!(b.composite_inputs(Scope::Global).unwrap().tool_runs, 3);
+
+    let records = b.op_counts().records;
+    let line = r#"{"event_type":"tool_use","session_id":"","timestamp":"2024-05-01T12:00:00Z"}"#;
+    assert_eq!(
+        calc.process_json(line).unwrap_err().to_string(),
+        "rejected event: field `session_id` must not be empty"
+    );
+    let err = calc.process(&tool("", "bash")).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::Event(EventError::Empty {
+                field: "session_id"
+            })
+        ),
+        "{err:?}"
+    );
+    let err = calc
+        .process(&tool("s1", "bash").with_duration_ms(1.7e308))
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::Event(EventError::TooLarge {
+                field: "duration_ms",
+                ..
+            })
+        ),
+        "{err:?}"
+    );
+    let err = calc
+        .process_batch(&[
+            tool("s1", "bash"),
+            tool("s1", "bash").with_duration_ms(MAX_DURATION_MS * 2.0),
+        ])
+        .unwrap_err();
+    assert!(matches!(err, Error::BatchEvent { index: 1, .. }), "{err:?}");
+    assert_eq!(b.op_counts().records, records);
+    assert_eq!(b.composite_inputs(Scope::Global).unwrap().tool_runs, 3);
+
+    let mut last = Observation::default();
+    for _ in 0..100 {
+        last = b
+            .record(
+                &tool("s1", "bash").with_duration_ms(MAX_DURATION_MS),
+                f.now(),
+            )
+            .unwrap();
+    }
+    let l = last.latency.expect("latency");
+    assert_eq!((l.avg, l.p99), (MAX_DURATION_MS, MAX_DURATION_MS));
+}
+
 // ---------------------------------------------------------------- instantiation
 
 macro_rules! both {
@@ -577,6 +739,7 @@ const LIMITS: Limits = Limits {
     session_ttl: Duration::from_secs(24 * 3600),
     max_sessions: 1_000_000,
     max_tools: 10_000,
+    dedup_horizon: Duration::from_secs(24 * 3600),
 };
 
 both! {
@@ -589,12 +752,14 @@ both! {
     g1_g4 => g1_g4_lock_and_marker;
     g5 => g5_safe_release;
     g1_g2_workers => g1_g2_hybrid_lock_workers;
+    event_ids => event_ids_apply_at_most_once;
 }
 
 const SMALL: Limits = Limits {
     session_ttl: Duration::from_millis(300),
     max_sessions: 2,
     max_tools: 1,
+    dedup_horizon: Duration::from_secs(24 * 3600),
 };
 
 #[test]
@@ -605,6 +770,39 @@ fn memory_capacity() {
 #[test]
 fn redis_capacity() {
     capacity_rejects_the_whole_batch(&Fixture::redis(SMALL));
+}
+
+/// A short dedup horizon; sessions live long.
+const SHORT_HORIZON: Limits = Limits {
+    dedup_horizon: Duration::from_millis(300),
+    ..LIMITS
+};
+
+#[test]
+fn memory_event_id_horizon() {
+    let f = Fixture::memory(SHORT_HORIZON);
+    event_ids_expire_after_the_horizon(&f, SHORT_HORIZON.dedup_horizon);
+}
+
+#[test]
+fn redis_event_id_horizon() {
+    let f = Fixture::redis(SHORT_HORIZON);
+    event_ids_expire_after_the_horizon(&f, SHORT_HORIZON.dedup_horizon);
+}
+
+const ONE_TOOL: Limits = Limits {
+    max_tools: 1,
+    ..LIMITS
+};
+
+#[test]
+fn memory_edges() {
+    edges_give_the_same_answers(&Fixture::memory(ONE_TOOL));
+}
+
+#[test]
+fn redis_edges() {
+    edges_give_the_same_answers(&Fixture::redis(ONE_TOOL));
 }
 
 #[test]
@@ -656,21 +854,24 @@ fn event() -> impl Strategy<Value = Event> {
         Just(None),
         Just(Some(7.0)),
         Just(Some(0.0)),
+        Just(Some(MAX_DURATION_MS)),
         (0u32..2_000_000).prop_map(|x| Some(f64::from(x) / 1000.0)),
         Just(Some(0.1 + 0.2)),
     ];
+    // Tool names include the empty one (treated as absent); event ids come
+    // from a small pool, so that duplicates happen across steps and batches.
+    let tool_name = prop::option::of(prop::sample::select(vec!["tool0", "tool1", "tool2", ""]));
     (
-        kind,
-        0u8..3,
-        prop::option::of(0u8..3),
-        duration,
+        (kind, 0u8..3, tool_name, duration),
         prop::option::of(any::<bool>()),
         prop::option::of(any::<bool>()),
         prop::option::of(0u64..5000),
+        prop::option::of(0u8..12),
     )
-        .prop_map(|(kind, s, t, d, success, accepted, len)| {
+        .prop_map(|((kind, s, t, d), success, accepted, len, id)| {
             let mut e = Event::new(kind, format!("s{s}"));
-            e.tool_name = t.map(|t| Arc::from(format!("tool{t}")));
+            e.tool_name = t.map(Arc::from);
+            e.event_id = id.map(|i| Arc::from(format!("id{i}")));
             e.duration_ms = d;
             e.payload.success = success;
             e.payload.accepted = accepted;

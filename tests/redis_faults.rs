@@ -84,10 +84,16 @@ fn killed_and_restarted_redis_on_the_same_port() {
     let mut calc = MetricsCalculator::builder().state(state).build().unwrap();
     calc.process(&event()).unwrap();
 
-    // Restarted between two events: the stale connection is replaced and
-    // the event goes through (scripts are sent again after NOSCRIPT).
+    // Restarted between two events: the stale connection is replaced, the
+    // lost state is reported once (nothing applied), then the event goes
+    // through (scripts are sent again after NOSCRIPT).
     server.restart();
     assert_eq!(server.port(), port);
+    let err = calc.process(&event()).unwrap_err();
+    assert!(
+        matches!(err, Error::Backend(BackendError::StateReset { .. })),
+        "{err:?}"
+    );
     calc.process(&event()).unwrap();
 
     // Down: a connection error, quickly.
@@ -100,8 +106,15 @@ fn killed_and_restarted_redis_on_the_same_port() {
     );
     assert!(started.elapsed() < Duration::from_secs(1));
 
-    // Back: the same calculator works again, without being rebuilt.
+    // Back: the same calculator works again, without being rebuilt, after
+    // reporting the lost state once.
     server.restart();
+    let err = calc.process(&event()).unwrap_err();
+    assert!(
+        matches!(err, Error::Backend(BackendError::StateReset { .. })),
+        "{err:?}"
+    );
+    assert_eq!(calc.stats().state_resets, 2);
     let metrics = calc.process(&event()).unwrap();
     let runs = metrics
         .iter()

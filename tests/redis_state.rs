@@ -51,6 +51,9 @@ const INSIDE_SCRIPTS: &[&str] = &[
     "get",
     "set",
     "zrangebyscore",
+    "type",
+    "zcount",
+    "hget",
 ];
 
 /// Top-level commands (round trips) between two snapshots: the server's
@@ -325,4 +328,92 @@ fn scripts_recover_after_script_flush() {
     assert_eq!(state.round_trips() - trips, 4 + 3);
     let g = state.composite_inputs(Scope::Global).unwrap();
     assert_eq!((g.tool_runs, g.success_rate), (3, Some(200.0 / 3.0)));
+}
+
+/// Issue 8, point 1: session `a:dec`'s hash was session `a`'s decision list
+/// in the old layout. Now they coexist, and ending `a` leaves `a:dec` alone.
+#[test]
+fn sessions_whose_ids_look_like_other_keys_coexist() {
+    let server = RedisServer::start();
+    let s = state(&server, "keys");
+    let now = Duration::from_secs(1);
+    let ids = ["a", "a:dec", "d:a", "s:a", "a:{x}", "*"];
+    for id in &ids {
+        for _ in 0..3 {
+            s.record(&Event::tool_use(*id, "bash").with_success(true), now)
+                .unwrap();
+        }
+        s.record(
+            &Event::new(EventType::FileEdit, *id).with_accepted(id.len() % 2 == 0),
+            now,
+        )
+        .unwrap();
+    }
+    for id in &ids {
+        let i = s.composite_inputs(Scope::Session(id)).unwrap();
+        let accepted = if id.len() % 2 == 0 { 100.0 } else { 0.0 };
+        assert_eq!(
+            (i.tool_runs, i.success_rate, i.acceptance_rate),
+            (3, Some(100.0), Some(accepted)),
+            "session {id:?}"
+        );
+    }
+    let end = s
+        .record(&Event::new(EventType::SessionEnd, "a"), now)
+        .unwrap();
+    assert_eq!(end.session_end.map(|e| e.tool_runs), Some(3));
+    assert_eq!(
+        s.composite_inputs(Scope::Session("a")).unwrap().tool_runs,
+        0
+    );
+    for id in &ids[1..6] {
+        let i = s.composite_inputs(Scope::Session(id)).unwrap();
+        assert_eq!(
+            (i.tool_runs, i.acceptance_rate.is_some()),
+            (3, true),
+            "{id:?}"
+        );
+    }
+    let mut active: Vec<String> = s
+        .active_sessions()
+        .unwrap()
+        .iter()
+        .map(|a| a.to_string())
+        .collect();
+    active.sort();
+    let mut expected: Vec<String> = ids[1..6].iter().map(|s| s.to_string()).collect();
+    expected.sort();
+    assert_eq!(active, expected);
+    let kind: String = server.cmd(&["TYPE", "{keys}:s:a:dec"]);
+    assert_eq!(kind, "hash");
+    let kind: String = server.cmd(&["TYPE", "{keys}:d:a:dec"]);
+    assert_eq!(kind, "list");
+}
+
+/// Namespaces that cannot be represented are refused at connect, typed.
+#[test]
+fn namespaces_with_braces_are_rejected_at_connect() {
+    let server = RedisServer::start();
+    for ns in ["team{", "team}", "{team}", ""] {
+        let err = RedisState::connect(&server.url(), RedisConfig::default().with_namespace(ns))
+            .unwrap_err();
+        assert!(
+            matches!(
+                err,
+                composite_metrics::BackendError::InvalidConfig(
+                    composite_metrics::ConfigError::OutOfRange {
+                        field: "namespace",
+                        ..
+                    }
+                )
+            ),
+            "{ns:?}: {err:?}"
+        );
+    }
+    let keys: Vec<String> = server.cmd(&["KEYS", "*"]);
+    assert!(keys.is_empty(), "{keys:?}");
+    // `team_` is its own namespace, not a neighbour of the rejected ones.
+    state(&server, "team_");
+    let keys: Vec<String> = server.cmd(&["KEYS", "*"]);
+    assert_eq!(keys, ["{team_}:meta"]);
 }

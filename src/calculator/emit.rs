@@ -18,7 +18,7 @@ pub(crate) fn push_metrics(event: &Event, obs: &Observation, at: Duration, out: 
             plain(names::TOOL_LATENCY_AVG, l.avg),
         ]);
     }
-    if let Some(tool) = &event.tool_name {
+    if let Some(tool) = event.named_tool() {
         let tool_metric = |name, value| plain(name, value).with_tool(Arc::clone(tool));
         if let Some(rate) = obs.tool_success_rate {
             out.push(tool_metric(names::TOOL_SUCCESS_RATE, rate));

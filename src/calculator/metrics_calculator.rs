@@ -3,7 +3,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::emit::push_metrics;
-use super::{Builder, Stats};
+use super::{Builder, Delivery, Stats};
 use crate::clock::Clock;
 use crate::error::{BackendError, Error};
 use crate::event::Event;
@@ -79,14 +79,27 @@ impl<S: CompositeScheduler> MetricsCalculator<S> {
     /// a backend failure returns [`Error::Backend`] and the event is not
     /// recorded. A failure of the composite, of coordination or of the sink
     /// does not fail the event: it is counted in [`stats`](Self::stats).
+    ///
+    /// An event whose [`event_id`](Event::event_id) was already applied
+    /// within the dedup horizon changes nothing and returns an **empty**
+    /// `Vec` (counted in [`Stats::duplicates`]); use
+    /// [`process_into`](Self::process_into) to tell it apart from an event
+    /// that produced no metrics.
     pub fn process(&mut self, event: &Event) -> Result<Vec<Metric>, Error> {
         let mut out = Vec::with_capacity(8);
         self.process_into(event, &mut out)?;
         Ok(out)
     }
 
-    /// Like [`process`](Self::process), appending to a buffer the caller reuses.
-    pub fn process_into(&mut self, event: &Event, out: &mut Vec<Metric>) -> Result<(), Error> {
+    /// Like [`process`](Self::process), appending to a buffer the caller
+    /// reuses, and saying whether the event was applied or was a duplicate
+    /// of one already applied ([`Delivery::Duplicate`]: nothing appended,
+    /// the scheduler not consulted).
+    pub fn process_into(
+        &mut self,
+        event: &Event,
+        out: &mut Vec<Metric>,
+    ) -> Result<Delivery, Error> {
         if let Err(e) = event.validate() {
             self.stats.rejected += 1;
             return Err(e.into());
@@ -96,6 +109,10 @@ impl<S: CompositeScheduler> MetricsCalculator<S> {
             Ok(o) => o,
             Err(e) => return Err(self.backend_failure(e, 1)),
         };
+        if observation.duplicate {
+            self.stats.duplicates += 1;
+            return Ok(Delivery::Duplicate);
+        }
         self.stats.events += 1;
         let start = out.len();
         push_metrics(event, &observation, now, out);
@@ -103,7 +120,7 @@ impl<S: CompositeScheduler> MetricsCalculator<S> {
             self.compute(event, now, ticket, out);
         }
         self.record(&out[start..]);
-        Ok(())
+        Ok(Delivery::Applied)
     }
 
     /// Parses one JSON line and processes it; a parse error counts as a
@@ -121,9 +138,12 @@ impl<S: CompositeScheduler> MetricsCalculator<S> {
     /// Records many events in one backend operation, all or none, and returns
     /// their metrics in order.
     ///
-    /// The scheduler sees every event; if it fires once or more within the
-    /// batch, the composite is computed once, after the whole batch (every
-    /// calculation would read the same state).
+    /// The scheduler sees every applied event; if it fires once or more
+    /// within the batch, the composite is computed once, after the whole
+    /// batch (every calculation would read the same state). Events whose
+    /// [`event_id`](Event::event_id) was already applied (before, or earlier
+    /// in the same batch) are skipped one by one: no metrics, not shown to
+    /// the scheduler, counted in [`Stats::duplicates`].
     pub fn process_batch(&mut self, events: &[Event]) -> Result<Vec<Metric>, Error> {
         for (index, event) in events.iter().enumerate() {
             if let Err(source) = event.validate() {
@@ -142,10 +162,14 @@ impl<S: CompositeScheduler> MetricsCalculator<S> {
             self.observations = observations;
             return Err(self.backend_failure(e, events.len()));
         }
-        self.stats.events += events.len() as u64;
         let mut out = Vec::with_capacity(events.len() * 6);
         let mut first: Option<(&Event, Ticket)> = None;
         for (event, observation) in events.iter().zip(&observations) {
+            if observation.duplicate {
+                self.stats.duplicates += 1;
+                continue;
+            }
+            self.stats.events += 1;
             push_metrics(event, observation, now, &mut out);
             if let Some(ticket) = self.decide(event, now) {
                 match first {
@@ -176,7 +200,7 @@ impl<S: CompositeScheduler> MetricsCalculator<S> {
                 Ok(metric)
             }
             Err(e) => {
-                self.stats.composite_errors += 1;
+                self.count_composite_failure(&e);
                 Err(e.into())
             }
         }
@@ -226,10 +250,20 @@ impl<S: CompositeScheduler> MetricsCalculator<S> {
     fn backend_failure(&mut self, e: BackendError, events: usize) -> Error {
         if matches!(e, BackendError::CapacityExceeded { .. }) {
             self.stats.rejected += events as u64;
+        } else if matches!(e, BackendError::StateReset { .. }) {
+            self.stats.state_resets += 1;
         } else {
             self.stats.backend_errors += 1;
         }
         e.into()
+    }
+
+    fn count_composite_failure(&mut self, e: &BackendError) {
+        if matches!(e, BackendError::StateReset { .. }) {
+            self.stats.state_resets += 1;
+        } else {
+            self.stats.composite_errors += 1;
+        }
     }
 
     fn context<'a>(env: &'a SchedulerEnv, event: &'a Event, now: Duration) -> EventContext<'a> {
@@ -263,7 +297,7 @@ impl<S: CompositeScheduler> MetricsCalculator<S> {
                 out.extend(metric);
             }
             Err(e) => {
-                self.stats.composite_errors += 1;
+                self.count_composite_failure(&e);
                 log::warn!("composite calculation failed: {e}");
             }
         }

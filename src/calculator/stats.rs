@@ -15,4 +15,11 @@ pub struct Stats {
     pub backend_errors: u64,
     /// Metric batches the sink failed to record.
     pub sink_errors: u64,
+    /// Events not applied because their [`event_id`](crate::Event::event_id)
+    /// was already applied within the dedup horizon (not in `events`).
+    pub duplicates: u64,
+    /// Times the backend reported that its state was lost
+    /// ([`BackendError::StateReset`](crate::BackendError::StateReset)); the
+    /// call that saw it applied nothing and is not counted elsewhere.
+    pub state_resets: u64,
 }

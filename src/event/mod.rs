@@ -7,4 +7,6 @@ mod telemetry_event;
 
 pub use self::event_type::EventType;
 pub use self::payload::Payload;
-pub use self::telemetry_event::{Event, MAX_SESSION_ID_BYTES, MAX_TOOL_NAME_BYTES};
+pub use self::telemetry_event::{
+    Event, MAX_DURATION_MS, MAX_EVENT_ID_BYTES, MAX_SESSION_ID_BYTES, MAX_TOOL_NAME_BYTES,
+};

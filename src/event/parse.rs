@@ -69,6 +69,7 @@ struct RawEvent {
     tool_name: Option<String>,
     duration_ms: Option<f64>,
     payload: Payload,
+    event_id: Option<String>,
 }
 
 impl RawEvent {
@@ -90,6 +91,7 @@ impl RawEvent {
             tool_name: self.tool_name.map(Arc::from),
             duration_ms: self.duration_ms,
             payload: self.payload,
+            event_id: self.event_id.map(Arc::from),
         };
         event.validate()?;
         Ok(event)
@@ -113,6 +115,7 @@ enum Field {
     ToolName,
     DurationMs,
     Payload,
+    EventId,
     Other,
 }
 
@@ -133,6 +136,7 @@ impl<'de> Visitor<'de> for FieldVisitor {
             "tool_name" => Field::ToolName,
             "duration_ms" => Field::DurationMs,
             "payload" => Field::Payload,
+            "event_id" => Field::EventId,
             _ => Field::Other,
         })
     }
@@ -194,6 +198,7 @@ impl<'de> Visitor<'de> for EventVisitor<'_> {
                 Field::ToolName => "tool_name",
                 Field::DurationMs => "duration_ms",
                 Field::Payload => "payload",
+                Field::EventId => "event_id",
                 Field::Other => {
                     self.failed.set(None);
                     map.next_value::<IgnoredAny>()?;
@@ -208,6 +213,7 @@ impl<'de> Visitor<'de> for EventVisitor<'_> {
                 Field::Timestamp => raw.timestamp = Some(map.next_value::<String>()?),
                 Field::ToolName => raw.tool_name = map.next_value::<Option<String>>()?,
                 Field::DurationMs => raw.duration_ms = map.next_value::<Option<f64>>()?,
+                Field::EventId => raw.event_id = map.next_value::<Option<String>>()?,
                 Field::Payload => {
                     raw.payload = map
                         .next_value_seed(PayloadSeed {

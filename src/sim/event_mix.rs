@@ -95,6 +95,7 @@ impl EventMix {
             tool_name: None,
             duration_ms: None,
             payload: Payload::default(),
+            event_id: None,
         };
         if !slot.started {
             slot.started = true;

@@ -108,7 +108,7 @@ impl<S: CompositeScheduler> LaneOps for Lane<S> {
         }
         self.out.clear();
         match result {
-            Ok(()) => self.rec.event(at),
+            Ok(_) => self.rec.event(at),
             Err(_) => self.event_errors += 1,
         }
         for _ in before..worker.stats().composites {

@@ -302,7 +302,7 @@ fn run_worker<S: CompositeScheduler>(
         log.process_time += t0.elapsed();
         out.clear();
         match result {
-            Ok(()) => log.events.push(recorded),
+            Ok(_) => log.events.push(recorded),
             Err(_) => log.errors += 1,
         }
         for _ in before..calc.stats().composites {

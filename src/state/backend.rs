@@ -80,6 +80,12 @@ use crate::score::CompositeInputs;
 pub trait StateBackend: Send + Sync + fmt::Debug {
     /// Applies one validated event at time `now` and returns what the
     /// per-event metrics need.
+    ///
+    /// An event whose [`event_id`](Event::event_id) was already applied
+    /// within the backend's dedup horizon changes nothing and returns an
+    /// observation with only [`duplicate`](Observation::duplicate) set (the
+    /// same in [`record_batch`](Self::record_batch), where an id repeated
+    /// within the batch is applied once, at its first occurrence).
     fn record(&self, event: &Event, now: Duration) -> Result<Observation, BackendError>;
 
     /// Applies validated events in order, all or none, appending one

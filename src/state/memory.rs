@@ -23,7 +23,9 @@ const SWEEP_EVERY: Duration = Duration::from_secs(60);
 /// Cloning is cheap and shares the state, so give one clone to each worker
 /// thread's calculator. Memory is bounded: windows are fixed-size, ended
 /// sessions are dropped at once and idle ones after
-/// [`MemoryConfig::session_ttl`], and tool names and sessions are capped.
+/// [`MemoryConfig::session_ttl`], tool names and sessions are capped, and
+/// applied [`event_id`](crate::Event::event_id)s are forgotten after
+/// [`MemoryConfig::dedup_horizon`] (see there for the cost per id).
 ///
 /// Its coordination uses its clock as "the backend's time": give it the
 /// calculators' [`ManualClock`](crate::clock::ManualClock) in tests.
@@ -65,6 +67,9 @@ pub struct Footprint {
     pub tools: usize,
     /// Per-session coordination entries.
     pub session_coordination: usize,
+    /// Event ids remembered for deduplication (each for the dedup horizon,
+    /// plus at most one sweep interval).
+    pub event_ids: usize,
 }
 
 #[derive(Debug, Default, Clone, Copy)]
@@ -128,6 +133,8 @@ struct Data {
     tool_runs: u64,
     tools: HashMap<Arc<str>, ToolStats>,
     sessions: HashMap<Arc<str>, SessionState>,
+    /// Applied event ids and when each stops counting (`now` + horizon).
+    event_ids: HashMap<Arc<str>, Duration>,
     next_sweep: Duration,
     records: u64,
     /// `records` as the last global composite read saw it.
@@ -209,6 +216,7 @@ impl MemoryState {
             session_capacity: data.sessions.capacity(),
             tools: data.tools.len(),
             session_coordination: coord.sessions.len(),
+            event_ids: data.event_ids.len(),
         }
     }
 }
@@ -224,10 +232,56 @@ impl Data {
         if self.sessions.capacity() > 64 && self.sessions.capacity() > 4 * self.sessions.len() {
             self.sessions.shrink_to_fit();
         }
+        self.event_ids.retain(|_, until| *until > now);
+        if self.event_ids.capacity() > 64 && self.event_ids.capacity() > 4 * self.event_ids.len() {
+            self.event_ids.shrink_to_fit();
+        }
     }
 
-    /// Checks the limits for `events` as one unit, before anything changes.
-    fn check_capacity(&self, events: &[Event], config: &MemoryConfig) -> Result<(), BackendError> {
+    /// Whether `e`'s id was applied within the horizon (before this call).
+    fn seen(&self, e: &Event, now: Duration) -> bool {
+        e.event_id
+            .as_deref()
+            .and_then(|id| self.event_ids.get(id))
+            .is_some_and(|until| *until > now)
+    }
+
+    /// Which events of a batch are duplicates: of an id applied before, or
+    /// of an earlier event of the batch. Empty when no event has an id.
+    fn duplicates(&self, events: &[Event], now: Duration) -> Vec<bool> {
+        if events.iter().all(|e| e.event_id.is_none()) {
+            return Vec::new();
+        }
+        let mut batch: foldhash::HashSet<&str> = foldhash::HashSet::default();
+        events
+            .iter()
+            .map(|e| match e.event_id.as_deref() {
+                Some(id) => self.seen(e, now) || !batch.insert(id),
+                None => false,
+            })
+            .collect()
+    }
+
+    /// Remembers an applied event's id until `until`.
+    fn remember(&mut self, e: &Event, until: Duration) {
+        if let Some(id) = &e.event_id {
+            match self.event_ids.get_mut(&**id) {
+                Some(u) => *u = until,
+                None => {
+                    self.event_ids.insert(Arc::clone(id), until);
+                }
+            }
+        }
+    }
+
+    /// Checks the limits for `events` as one unit, before anything changes;
+    /// events marked in `dup` (empty: none) are left out.
+    fn check_capacity(
+        &self,
+        events: &[Event],
+        dup: &[bool],
+        config: &MemoryConfig,
+    ) -> Result<(), BackendError> {
         // Fast path: even if every event opened a session and named a new
         // tool, no limit would be reached.
         if self.sessions.len() + events.len() <= config.max_sessions()
@@ -237,7 +291,10 @@ impl Data {
         }
         let mut new_sessions: Vec<&str> = Vec::new();
         let mut new_tools: Vec<&str> = Vec::new();
-        for e in events {
+        for (i, e) in events.iter().enumerate() {
+            if dup.get(i).copied().unwrap_or(false) {
+                continue;
+            }
             let opens_session = !matches!(e.event_type, EventType::Other | EventType::SessionEnd);
             let id = &*e.session_id;
             if opens_session && !self.sessions.contains_key(id) && !new_sessions.contains(&id) {
@@ -249,7 +306,7 @@ impl Data {
                 }
                 new_sessions.push(id);
             }
-            if let (true, Some(tool)) = (e.event_type.is_tool(), e.tool_name.as_deref()) {
+            if let Some(tool) = e.named_tool().map(|t| &**t) {
                 if !self.tools.contains_key(tool) && !new_tools.contains(&tool) {
                     if self.tools.len() + new_tools.len() >= config.max_tools() {
                         return Err(BackendError::CapacityExceeded {
@@ -299,7 +356,7 @@ impl Data {
                         obs.latency = self.latency.summary();
                     }
                     // A known tool is found by name; only a new one clones the Arc.
-                    let tool = match &e.tool_name {
+                    let tool = match e.named_tool() {
                         Some(name) => Some(match self.tools.get_mut(&**name) {
                             Some(t) => t,
                             None => self.tools.entry(Arc::clone(name)).or_default(),
@@ -374,8 +431,16 @@ impl StateBackend for MemoryState {
     fn record(&self, event: &Event, now: Duration) -> Result<Observation, BackendError> {
         let mut data = self.shared.data.lock();
         data.sweep(now, self.shared.config.session_ttl(), false);
-        data.check_capacity(std::slice::from_ref(event), &self.shared.config)?;
+        if data.seen(event, now) {
+            data.record_round_trips += 1;
+            return Ok(Observation {
+                duplicate: true,
+                ..Observation::default()
+            });
+        }
+        data.check_capacity(std::slice::from_ref(event), &[], &self.shared.config)?;
         data.record_round_trips += 1;
+        data.remember(event, now + self.shared.config.dedup_horizon());
         Ok(data.apply(event, now))
     }
 
@@ -387,10 +452,22 @@ impl StateBackend for MemoryState {
     ) -> Result<(), BackendError> {
         let mut data = self.shared.data.lock();
         data.sweep(now, self.shared.config.session_ttl(), false);
-        data.check_capacity(events, &self.shared.config)?;
+        let dup = data.duplicates(events, now);
+        data.check_capacity(events, &dup, &self.shared.config)?;
         data.record_round_trips += 1;
         out.reserve(events.len());
-        out.extend(events.iter().map(|e| data.apply(e, now)));
+        let until = now + self.shared.config.dedup_horizon();
+        for (i, e) in events.iter().enumerate() {
+            if dup.get(i).copied().unwrap_or(false) {
+                out.push(Observation {
+                    duplicate: true,
+                    ..Observation::default()
+                });
+            } else {
+                data.remember(e, until);
+                out.push(data.apply(e, now));
+            }
+        }
         Ok(())
     }
 

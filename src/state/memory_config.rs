@@ -6,7 +6,8 @@ use crate::error::ConfigError;
 ///
 /// # Default
 ///
-/// `session_ttl` 24 h, `max_sessions` 1 000 000, `max_tools` 10 000.
+/// `session_ttl` 24 h, `max_sessions` 1 000 000, `max_tools` 10 000,
+/// `dedup_horizon` 24 h.
 ///
 /// ```
 /// use std::time::Duration;
@@ -20,6 +21,7 @@ pub struct MemoryConfig {
     session_ttl: Duration,
     max_sessions: usize,
     max_tools: usize,
+    dedup_horizon: Duration,
 }
 
 impl Default for MemoryConfig {
@@ -28,6 +30,7 @@ impl Default for MemoryConfig {
             session_ttl: Duration::from_secs(24 * 3600),
             max_sessions: 1_000_000,
             max_tools: 10_000,
+            dedup_horizon: Duration::from_secs(24 * 3600),
         }
     }
 }
@@ -50,6 +53,24 @@ impl MemoryConfig {
     pub fn with_max_tools(mut self, max: usize) -> Self {
         self.max_tools = max;
         self
+    }
+
+    /// How long an applied [`event_id`](crate::Event::event_id) is
+    /// remembered (by the calculator's clock): a second delivery within this
+    /// time is a duplicate and changes nothing.
+    ///
+    /// Memory: each remembered id costs about 80 bytes plus its length (the
+    /// id's shared string, its expiry, and a hash-table slot); ids are kept
+    /// for the horizon plus at most one sweep interval (60 s), so the cost is
+    /// bounded by the rate of events with ids times the horizon.
+    pub fn with_dedup_horizon(mut self, horizon: Duration) -> Self {
+        self.dedup_horizon = horizon;
+        self
+    }
+
+    /// The dedup horizon.
+    pub fn dedup_horizon(&self) -> Duration {
+        self.dedup_horizon
     }
 
     /// The idle time after which a session is forgotten.
@@ -80,6 +101,11 @@ impl MemoryConfig {
         }
         if self.max_tools == 0 {
             return Err(ConfigError::Zero { field: "max_tools" });
+        }
+        if self.dedup_horizon.is_zero() {
+            return Err(ConfigError::Zero {
+                field: "dedup_horizon",
+            });
         }
         Ok(self)
     }

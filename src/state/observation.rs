@@ -24,6 +24,10 @@ pub struct Observation {
     pub session_end: Option<SessionSummary>,
     /// Events per second over the last 60 seconds, this event included.
     pub events_per_second: f64,
+    /// The event carried an [`event_id`](crate::Event::event_id) already
+    /// applied within the dedup horizon: nothing was changed, and every other
+    /// field is at its default.
+    pub duplicate: bool,
 }
 
 /// A finished session's totals.

@@ -36,6 +36,7 @@ pub struct RedisConfig {
     window_ttl: Duration,
     max_sessions: usize,
     max_tools: usize,
+    dedup_horizon: Duration,
 }
 
 impl Default for RedisConfig {
@@ -49,6 +50,7 @@ impl Default for RedisConfig {
             window_ttl: Duration::from_secs(24 * 3600),
             max_sessions: 1_000_000,
             max_tools: 10_000,
+            dedup_horizon: Duration::from_secs(24 * 3600),
         }
     }
 }
@@ -171,6 +173,7 @@ impl RedisConfig {
             ("write_timeout", self.write_timeout),
             ("session_ttl", self.session_ttl),
             ("window_ttl", self.window_ttl),
+            ("dedup_horizon", self.dedup_horizon),
         ] {
             if d.as_millis() == 0 {
                 return Err(ConfigError::OutOfRange {
@@ -200,5 +203,21 @@ impl RedisConfig {
             });
         }
         Ok(())
+    }
+
+    /// How long an applied [`event_id`](crate::Event::event_id) is
+    /// remembered (key `{ns}:e:<id>`, expiring on the Redis server's clock):
+    /// a second delivery within this time is a duplicate and changes nothing.
+    /// Default 24 h; at least one millisecond ([`validate`](Self::validate)).
+    /// Each remembered id is one small string key with a TTL: roughly 100
+    /// bytes of server memory plus the key's length.
+    pub fn with_dedup_horizon(mut self, horizon: Duration) -> Self {
+        self.dedup_horizon = horizon;
+        self
+    }
+
+    /// The dedup horizon.
+    pub fn dedup_horizon(&self) -> Duration {
+        self.dedup_horizon
     }
 }

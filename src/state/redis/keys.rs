@@ -16,8 +16,8 @@
 //!
 //! [`RedisConfig::validate`]: super::RedisConfig::validate
 
-// Some families are used only by scripts landing with the fencing and
-// deduplication work; remove this once each is used.
+// Some families are used only by the fencing work and by RedisSink (which
+// builds its own keys); remove this once each is used.
 #![allow(dead_code)]
 
 use crate::state::Scope;

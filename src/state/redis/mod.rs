@@ -1,10 +1,12 @@
 //! The Redis backend (feature `redis`): [`RedisState`] and its [`RedisConfig`].
 
 mod config;
+mod epoch;
 mod keys;
 mod link;
 mod redis_state;
 mod reply;
+mod script_error;
 
 pub use self::config::RedisConfig;
 pub(crate) use self::link::Link;

@@ -5,9 +5,11 @@ use std::time::Duration;
 
 use ::redis::{Cmd, Value};
 
+use super::epoch::{with_prelude, Epoch};
 use super::keys::Keys;
 use super::link::{Link, LuaScript};
 use super::reply::{array, at, int, text, uint, unexpected};
+use super::script_error::typed;
 use super::RedisConfig;
 use crate::error::BackendError;
 use crate::event::{Event, EventType};
@@ -18,7 +20,10 @@ use crate::state::{
 use crate::window::{DecisionWindow, LatencyWindow, RATE_SECONDS};
 
 /// Values per event in the record script's reply.
-const PER_EVENT: usize = 9;
+const PER_EVENT: usize = 10;
+/// Fixed keys of the record script (see record.lua), before the per-session
+/// and per-id ones.
+const FIXED_KEYS: usize = 9;
 
 /// Shared state in Redis, for many processes on many machines (feature `redis`).
 ///
@@ -34,7 +39,30 @@ const PER_EVENT: usize = 9;
 /// A stalled server makes an operation fail with
 /// [`BackendError::Timeout`] after the read timeout instead of hanging; the
 /// next operation reconnects. A request that timed out may still be applied
-/// by the server later (it was sent).
+/// by the server later (it was sent): give events an
+/// [`event_id`](crate::Event::event_id) and retrying is safe.
+///
+/// # All or none, at most once, loss detected
+///
+/// - Every key a script touches is declared in `KEYS` (the session hashes
+///   and decision lists of the batch's sessions, the event-id keys, the
+///   epoch key); the scripts declare their flags with a `#!lua` shebang
+///   (**Redis 7 or later**), so a server out of memory refuses them before
+///   they start ([`BackendError::OutOfMemory`]).
+/// - The record script checks everything before its first write: the
+///   namespace's epoch, the type of every key (and the form of the counters
+///   it reads), the session and tool-name limits, duplicates. A rejected
+///   event or batch ([`BackendError::WrongType`],
+///   [`BackendError::CapacityExceeded`], ...) changes nothing.
+/// - An event whose `event_id` was applied within
+///   [`RedisConfig::with_dedup_horizon`] (key `{ns}:e:<id>`) is a duplicate:
+///   nothing changes and its observation says
+///   [`duplicate`](Observation::duplicate). An id repeated within one batch
+///   is applied once.
+/// - `{ns}:meta` holds the namespace's epoch, created at connect. When it is
+///   missing or changed (the state was lost), the next record or composite
+///   read answers [`BackendError::StateReset`] once per `RedisState`,
+///   applying nothing; later calls work on the fresh state.
 ///
 /// # Same values as `MemoryState`
 ///
@@ -69,10 +97,12 @@ pub struct RedisState {
     keys: Keys,
     scripts: Scripts,
     counters: Counters,
+    epoch: Epoch,
 }
 
 #[derive(Debug)]
 struct Scripts {
+    epoch_init: LuaScript,
     record: LuaScript,
     composite: LuaScript,
     active: LuaScript,
@@ -141,22 +171,44 @@ fn kind(t: EventType) -> &'static str {
 impl RedisState {
     /// Connects to the server at `url` (e.g. `redis://127.0.0.1:6379/`) and
     /// checks the configuration. The connection is opened now, so a wrong
-    /// address fails here.
+    /// address fails here; a namespace holding `{` or `}` fails with
+    /// [`BackendError::InvalidConfig`]. Connecting also reads the
+    /// namespace's epoch (`{ns}:meta`), creating it for a new namespace: one
+    /// round trip.
     pub fn connect(url: &str, config: RedisConfig) -> Result<Self, BackendError> {
+        const OP: &str = "connect";
         let keys = Keys::new(config.key_prefix());
-        Ok(Self {
+        let state = Self {
             link: Link::open(url, config)?,
             keys,
             scripts: Scripts {
-                record: LuaScript::new(include_str!("record.lua")),
-                composite: LuaScript::new(include_str!("composite.lua")),
+                epoch_init: LuaScript::new(with_prelude!("epoch_init.lua")),
+                record: LuaScript::new(with_prelude!("record.lua")),
+                composite: LuaScript::new(with_prelude!("composite.lua")),
                 active: LuaScript::new(include_str!("active.lua")),
                 try_lock: LuaScript::new(include_str!("try_lock.lua")),
                 unlock: LuaScript::new(include_str!("unlock.lua")),
                 last_computed: LuaScript::new(include_str!("last_computed.lua")),
             },
             counters: Counters::default(),
-        })
+            epoch: Epoch::new(),
+        };
+        let candidate = state.epoch.candidate();
+        let meta = [state.keys.meta.as_str()];
+        let reply = state
+            .link
+            .eval(
+                OP,
+                &state.counters.other_trips,
+                &state.scripts.epoch_init,
+                &meta,
+                &|cmd| {
+                    cmd.arg(&candidate);
+                },
+            )
+            .map_err(|e| typed(OP, &meta, e))?;
+        state.epoch.adopt(text(OP, &reply)?);
+        Ok(state)
     }
 
     /// The configuration in force.
@@ -185,7 +237,9 @@ impl RedisState {
         const OP: &str = "record";
         let config = self.link.config();
         let k = &self.keys;
-        let keys = [
+        let batch = Batch::of(events);
+        let mut keys: Vec<&str> = Vec::with_capacity(FIXED_KEYS + batch.key_count());
+        keys.extend([
             k.totals.as_str(),
             &k.latency,
             &k.decisions,
@@ -194,7 +248,16 @@ impl RedisState {
             &k.tool_runs,
             &k.tool_ok,
             &k.tool_known,
-        ];
+            &k.meta,
+        ]);
+        let session_keys: Vec<[String; 2]> = batch
+            .sessions
+            .iter()
+            .map(|id| [k.session(id), k.session_decisions(id)])
+            .collect();
+        let id_keys: Vec<String> = batch.ids.iter().map(|id| k.event_id(id)).collect();
+        keys.extend(session_keys.iter().flatten().map(String::as_str));
+        keys.extend(id_keys.iter().map(String::as_str));
         let durations: Vec<String> = events
             .iter()
             .map(|e| match (e.event_type.is_tool(), e.duration_ms) {
@@ -202,21 +265,27 @@ impl RedisState {
                 _ => String::new(),
             })
             .collect();
+        let known = self.epoch.known();
+        let candidate = self.epoch.candidate();
         let args = |cmd: &mut Cmd| {
-            cmd.arg(&k.prefix)
-                .arg(now.as_secs())
+            cmd.arg(now.as_secs())
                 .arg(nanos(now))
                 .arg(ms(config.session_ttl()))
                 .arg(ms(config.window_ttl()))
                 .arg(config.max_sessions())
                 .arg(config.max_tools())
-                .arg(events.len());
-            for (e, d) in events.iter().zip(&durations) {
+                .arg(ms(config.dedup_horizon()))
+                .arg(&known)
+                .arg(&candidate)
+                .arg(events.len())
+                .arg(batch.sessions.len())
+                .arg(batch.ids.len());
+            for id in &batch.sessions {
+                cmd.arg(*id);
+            }
+            for ((e, d), (session, id)) in events.iter().zip(&durations).zip(&batch.refs) {
                 let tool = e.event_type.is_tool();
-                let tool_name = match (&e.tool_name, tool) {
-                    (Some(name), true) => &**name,
-                    _ => "",
-                };
+                let tool_name = e.named_tool().map_or("", |t| &**t);
                 let success = if tool { e.payload.success } else { None };
                 let accepted = if e.event_type.is_edit() {
                     e.payload.accepted
@@ -224,21 +293,25 @@ impl RedisState {
                     None
                 };
                 cmd.arg(kind(e.event_type))
-                    .arg(&*e.session_id)
+                    .arg(*session)
                     .arg(tool_name)
                     .arg(d.as_str())
                     .arg(bit(success))
-                    .arg(bit(accepted));
+                    .arg(bit(accepted))
+                    .arg(*id);
             }
         };
-        let reply = self.link.eval(
-            OP,
-            &self.counters.record_trips,
-            &self.scripts.record,
-            &keys,
-            &args,
-        )?;
-        let items = array(OP, &reply)?;
+        let reply = self
+            .link
+            .eval(
+                OP,
+                &self.counters.record_trips,
+                &self.scripts.record,
+                &keys,
+                &args,
+            )
+            .map_err(|e| typed(OP, &keys, e))?;
+        let items = self.epoch.check(OP, &reply)?;
         // Events in the rate window before this batch (the window ends at the
         // newest second recorded, as in `RateWindow`).
         let before = uint(OP, at(OP, items, 0)?)?;
@@ -258,16 +331,19 @@ impl RedisState {
             return Err(unexpected(OP, "wrong number of per-event values"));
         }
         out.reserve(events.len());
-        for (i, (e, r)) in events
-            .iter()
-            .zip(per_event.chunks_exact(PER_EVENT))
-            .enumerate()
-        {
-            // `r` is a chunk of exactly PER_EVENT (9) values, so the indexes
-            // below (0..=8) are in bounds.
+        let mut applied = 0u64;
+        for (e, r) in events.iter().zip(per_event.chunks_exact(PER_EVENT)) {
+            // `r` is a chunk of exactly PER_EVENT (10) values, so the indexes
+            // below (0..=9) are in bounds.
             let n = |j: usize| uint(OP, &r[j]);
             let mut obs = Observation::default();
-            let count = before + i as u64 + 1;
+            if n(9)? == 1 {
+                obs.duplicate = true;
+                out.push(obs);
+                continue;
+            }
+            applied += 1;
+            let count = before + applied;
             obs.events_per_second = count as f64 / RATE_SECONDS as f64;
             if e.event_type.is_tool() {
                 if let Some(d) = e.duration_ms {
@@ -277,7 +353,7 @@ impl RedisState {
                 if e.payload.success.is_some() {
                     obs.overall_success_rate = rate(n(2)?, n(3)?);
                 }
-                if e.tool_name.is_some() {
+                if e.named_tool().is_some() {
                     let runs = n(0)?;
                     if runs > 0 {
                         obs.tool_frequency = Some(100.0 * n(1)? as f64 / runs as f64);
@@ -308,15 +384,68 @@ impl RedisState {
             }
             out.push(obs);
         }
-        self.counters
-            .records
-            .fetch_add(events.len() as u64, Ordering::Relaxed);
+        self.counters.records.fetch_add(applied, Ordering::Relaxed);
         Ok(())
     }
 
     fn since(op: &'static str, v: &Value) -> Result<Option<Duration>, BackendError> {
         let us = int(op, v)?;
         Ok(u64::try_from(us).ok().map(Duration::from_micros))
+    }
+}
+
+/// The sessions and event ids of a batch, each once, in order of first
+/// appearance, and each event's 1-based index into them (0: none).
+struct Batch<'a> {
+    sessions: Vec<&'a str>,
+    ids: Vec<&'a str>,
+    refs: Vec<(usize, usize)>,
+}
+
+impl<'a> Batch<'a> {
+    fn of(events: &'a [Event]) -> Self {
+        let mut b = Batch {
+            sessions: Vec::new(),
+            ids: Vec::new(),
+            refs: Vec::with_capacity(events.len()),
+        };
+        // Linear search for small batches; an index for large ones.
+        let mut session_index: foldhash::HashMap<&str, usize> = foldhash::HashMap::default();
+        let mut id_index: foldhash::HashMap<&str, usize> = foldhash::HashMap::default();
+        let indexed = events.len() > 16;
+        let find =
+            |list: &mut Vec<&'a str>, index: &mut foldhash::HashMap<&'a str, usize>, x: &'a str| {
+                let found = if indexed {
+                    index.get(x).copied()
+                } else {
+                    list.iter().position(|y| *y == x).map(|i| i + 1)
+                };
+                found.unwrap_or_else(|| {
+                    list.push(x);
+                    if indexed {
+                        index.insert(x, list.len());
+                    }
+                    list.len()
+                })
+            };
+        for e in events {
+            let session = if e.event_type == EventType::Other {
+                0
+            } else {
+                find(&mut b.sessions, &mut session_index, &e.session_id)
+            };
+            let id = match e.event_id.as_deref() {
+                Some(id) => find(&mut b.ids, &mut id_index, id),
+                None => 0,
+            };
+            b.refs.push((session, id));
+        }
+        b
+    }
+
+    /// Keys beyond the fixed ones: two per session, one per id.
+    fn key_count(&self) -> usize {
+        2 * self.sessions.len() + self.ids.len()
     }
 }
 
@@ -354,14 +483,22 @@ impl StateBackend for RedisState {
             Scope::Global => (self.keys.totals.clone(), self.keys.decisions.clone()),
             Scope::Session(id) => (self.keys.session(id), self.keys.session_decisions(id)),
         };
-        let reply = self.link.eval(
-            OP,
-            &self.counters.other_trips,
-            &self.scripts.composite,
-            &[&main, &dec],
-            &|_| {},
-        )?;
-        let v = array(OP, &reply)?;
+        let keys = [main.as_str(), &dec, &self.keys.meta];
+        let known = self.epoch.known();
+        let candidate = self.epoch.candidate();
+        let reply = self
+            .link
+            .eval(
+                OP,
+                &self.counters.other_trips,
+                &self.scripts.composite,
+                &keys,
+                &|cmd| {
+                    cmd.arg(&known).arg(&candidate);
+                },
+            )
+            .map_err(|e| typed(OP, &keys, e))?;
+        let v = self.epoch.check(OP, &reply)?;
         let n = |i| uint(OP, at(OP, v, i)?);
         let (accepted, len) = (n(3)?, n(4)?);
         Ok(CompositeInputs {
