@@ -13,8 +13,8 @@ use composite_metrics::clock::ManualClock;
 use composite_metrics::schedule::{CompositeScheduler, Decision, EventContext};
 use composite_metrics::sim::EventMix;
 use composite_metrics::{
-    Background, BackgroundConfig, CompositeScope, Event, EventBased, HybridLock, MemoryState,
-    MetricsCalculator, Never, TimeBased,
+    Background, BackgroundConfig, Coalesce, CoalesceConfig, CompositeScope, Event, EventBased,
+    HybridLock, MemoryState, MetricsCalculator, Never, TimeBased,
 };
 use criterion::{criterion_group, Criterion, Throughput};
 
@@ -45,12 +45,17 @@ fn decision(c: &mut Criterion) {
     if let Ok(Decision::Compute(ticket)) = hybrid.on_event(&ctx) {
         let _ = hybrid.on_computed(&ctx, ticket);
     }
+    // Coalesce learns of that calculation on its first decision (too soon)
+    // and arms its deadline; afterwards every event within it is not due.
+    let mut coalesce = Coalesce::manual(CoalesceConfig::default()).expect("default is valid");
+    let _ = coalesce.on_event(&ctx);
     let mut strategies: Vec<(&str, Box<dyn CompositeScheduler>)> = vec![
         ("never", Box::new(Never)),
         ("time-based", Box::new(TimeBased::default())),
         ("event-based", Box::new(EventBased::every(u64::MAX))),
         ("hybrid-lock", Box::new(hybrid)),
         ("background", Box::new(Background::default())),
+        ("coalesce", Box::new(coalesce)),
     ];
     let mut group = c.benchmark_group("decision");
     group.throughput(Throughput::Elements(1));
@@ -89,6 +94,8 @@ fn process(c: &mut Criterion) {
     bench_process(c, "hybrid-lock", HybridLock::default());
     let background = Background::new(BackgroundConfig::default()).expect("default is valid");
     bench_process(c, "background", background);
+    let coalesce = Coalesce::new(CoalesceConfig::default()).expect("default is valid");
+    bench_process(c, "coalesce", coalesce);
 }
 
 fn composite(c: &mut Criterion) {
@@ -198,6 +205,10 @@ fn main() {
         (
             "background",
             interleaved_ratio(|| Background::new(BackgroundConfig::default()).expect("valid")),
+        ),
+        (
+            "coalesce",
+            interleaved_ratio(|| Coalesce::new(CoalesceConfig::default()).expect("valid")),
         ),
     ];
     for (id, ab) in interleaved {

@@ -14,8 +14,8 @@ use std::time::Duration;
 use composite_metrics::clock::ManualClock;
 use composite_metrics::sim::EventMix;
 use composite_metrics::{
-    Background, BackgroundConfig, CompositeScheduler, Error, Event, EventBased, HybridLock,
-    MemoryState, MetricsCalculator, Never, TimeBased,
+    Background, BackgroundConfig, Coalesce, CoalesceConfig, CompositeScheduler, Error, Event,
+    EventBased, HybridLock, MemoryState, MetricsCalculator, Never, TimeBased,
 };
 
 /// A second that is not a multiple of 10.
@@ -38,7 +38,8 @@ fn run<S: CompositeScheduler>(scheduler: S, events: &[Event], n: usize) -> Resul
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);
-    let usage = "usage: event_path <never|time-based|event-based|hybrid-lock|background> <events>";
+    let usage =
+        "usage: event_path <never|time-based|event-based|hybrid-lock|background|coalesce> <events>";
     let strategy = args.next().ok_or(usage)?;
     let n: usize = args.next().ok_or(usage)?.parse()?;
     let mut mix = EventMix::new(1, 8, 42);
@@ -50,6 +51,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "event-based" => run(EventBased::every(100), &events, n)?,
         "hybrid-lock" => run(HybridLock::default(), &events, n)?,
         "background" => run(Background::new(BackgroundConfig::default())?, &events, n)?,
+        "coalesce" => run(Coalesce::manual(CoalesceConfig::default())?, &events, n)?,
         _ => return Err(usage.into()),
     };
     println!("{strategy}: {processed} events");

@@ -27,7 +27,7 @@ per_event() {
     b=$(count "$1" "$n2")
     echo $(( (b - a) / (n2 - n1) ))
 }
-for s in never time-based event-based hybrid-lock background; do
+for s in never time-based event-based hybrid-lock background coalesce; do
     per=$( { per_event "$s"; per_event "$s"; per_event "$s"; } | sort -n | sed -n 2p)
     [ -n "$base" ] || base=$per
     printf '%-12s %14d %10s\n' "$s" "$per" "$(awk -v p="$per" -v b="$base" 'BEGIN{printf "%.4fx", p/b}')"

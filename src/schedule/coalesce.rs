@@ -1,9 +1,11 @@
+use std::collections::BTreeSet;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
+use foldhash::HashMap;
 use parking_lot::Mutex;
 
 use super::session_table::SessionTable;
@@ -94,6 +96,10 @@ struct WorkerState {
     events: u64,
     /// The deadline armed in the timer; an event before it arms nothing.
     armed_until: Duration,
+    /// The hot path's whole test: before `check_at` and under
+    /// `check_events` events nothing can change (not due, armed).
+    check_at: Duration,
+    check_events: u64,
 }
 
 impl WorkerState {
@@ -103,7 +109,23 @@ impl WorkerState {
             busy_at: started + config.min_interval(),
             events: 0,
             armed_until: Duration::ZERO,
+            check_at: Duration::ZERO,
+            check_events: 0,
         }
+    }
+
+    fn is_due(&self, now: Duration, every_events: u64) -> bool {
+        now >= self.stale_at || (self.events >= every_events && now >= self.busy_at)
+    }
+
+    /// After a skip: the next event that can change anything.
+    fn skipped(&mut self, every_events: u64) {
+        self.check_at = self.deadline(every_events).min(self.armed_until);
+        self.check_events = if self.events >= every_events {
+            u64::MAX
+        } else {
+            every_events
+        };
     }
 
     /// When the leading rule next allows a calculation.
@@ -134,9 +156,15 @@ struct Shared {
     leases_lost: AtomicU64,
 }
 
+/// One scope's key in the queue: `None` for the global scope.
+type ScopeKey = Option<Arc<str>>;
+
 #[derive(Debug, Default)]
 struct Queue {
-    armed: Vec<Armed>,
+    /// Armed deadlines by scope: (fire at, covering events recorded from).
+    armed: HashMap<ScopeKey, (Duration, Duration)>,
+    /// The same deadlines in firing order.
+    order: BTreeSet<(Duration, ScopeKey)>,
     /// The next idle takeover check (global scope).
     next_poll: Duration,
 }
@@ -147,7 +175,7 @@ struct Queue {
 struct Armed {
     fire_at: Duration,
     since: Duration,
-    session: Option<Arc<str>>,
+    session: ScopeKey,
 }
 
 impl Shared {
@@ -159,25 +187,59 @@ impl Shared {
 }
 
 impl Queue {
+    /// Arms (or moves earlier) the deadline of a scope: O(log n).
     fn arm(&mut self, armed: Armed) {
-        match self
-            .armed
-            .iter_mut()
-            .find(|a| a.session.as_deref() == armed.session.as_deref())
-        {
-            Some(a) => {
-                a.fire_at = a.fire_at.min(armed.fire_at);
-                a.since = a.since.min(armed.since);
+        let Armed {
+            fire_at,
+            since,
+            session,
+        } = armed;
+        match self.armed.get_mut(&session) {
+            Some((at, from)) => {
+                *from = (*from).min(since);
+                if fire_at < *at {
+                    self.order.remove(&(*at, session.clone()));
+                    *at = fire_at;
+                    self.order.insert((fire_at, session));
+                }
             }
-            None => self.armed.push(armed),
+            None => {
+                self.order.insert((fire_at, session.clone()));
+                self.armed.insert(session, (fire_at, since));
+            }
         }
     }
 
-    /// Drops the deadlines of `session` covering only events recorded before
-    /// `started` (a calculation that started then read them).
+    /// Drops the deadline of `session` if it covers only events recorded
+    /// before `started` (a calculation that started then read them).
     fn covered(&mut self, session: Option<&str>, started: Duration) {
-        self.armed
-            .retain(|a| a.session.as_deref() != session || a.since >= started);
+        let key: ScopeKey = session.map(Arc::from);
+        if let Some(&(at, from)) = self.armed.get(&key) {
+            if from < started {
+                self.armed.remove(&key);
+                self.order.remove(&(at, key));
+            }
+        }
+    }
+
+    /// Removes and returns every deadline due at `now`, in firing order.
+    fn take_due(&mut self, now: Duration) -> Vec<Armed> {
+        let mut due = Vec::new();
+        while let Some((at, _)) = self.order.first() {
+            if *at > now {
+                break;
+            }
+            let Some((fire_at, session)) = self.order.pop_first() else {
+                break;
+            };
+            let since = self.armed.remove(&session).map_or(fire_at, |(_, s)| s);
+            due.push(Armed {
+                fire_at,
+                since,
+                session,
+            });
+        }
+        due
     }
 
     /// Everything recorded before some time is known to be read; the next
@@ -187,7 +249,7 @@ impl Queue {
     }
 
     fn earliest(&self) -> Option<Duration> {
-        self.armed.iter().map(|a| a.fire_at).min()
+        self.order.first().map(|(at, _)| *at)
     }
 }
 
@@ -297,10 +359,14 @@ impl CompositeScheduler for Coalesce {
             Some(table) => table.get(ctx.session, now),
         };
         worker.events += 1;
-        if now < worker.stale_at && (worker.events < every_events || now < worker.busy_at) {
-            if now >= worker.armed_until || worker.events == every_events {
-                arm(&self.config, &self.shared, worker, ctx);
-            }
+        if now < worker.check_at && worker.events < worker.check_events {
+            return Ok(Decision::Skip);
+        }
+        if !worker.is_due(now, every_events) {
+            // Not due, but the deadline must be armed (or moved earlier,
+            // now that `every_events` is reached).
+            arm(&self.config, &self.shared, worker, ctx);
+            worker.skipped(every_events);
             return Ok(Decision::Skip);
         }
         due(
@@ -400,8 +466,9 @@ fn due(
             let events = worker.events;
             *worker = WorkerState::knowing_of(known, config);
             worker.events = events;
-            if now < worker.stale_at && (events < config.every_events() || now < worker.busy_at) {
+            if !worker.is_due(now, config.every_events()) {
                 arm(config, shared, worker, ctx);
+                worker.skipped(config.every_events());
                 return Ok(Decision::Skip);
             }
         }
@@ -443,6 +510,9 @@ fn due(
     // checks again at the next deadline (a tick from now if that has passed).
     if now >= worker.armed_until && !matches!(outcome, LockOutcome::Clean { .. }) {
         arm(config, shared, worker, ctx);
+    }
+    if !worker.is_due(now, config.every_events()) {
+        worker.skipped(config.every_events());
     }
     Ok(Decision::Skip)
 }
@@ -492,14 +562,7 @@ impl Timer {
             if !poll && !fires {
                 return 0;
             }
-            let mut due = Vec::new();
-            q.armed.retain(|a| {
-                let fire = a.fire_at <= now;
-                if fire {
-                    due.push(a.clone());
-                }
-                !fire
-            });
+            let due = q.take_due(now);
             (due, poll)
         };
         let mut runs = 0;
