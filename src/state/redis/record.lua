@@ -101,13 +101,14 @@ for i = 0, n - 1 do
       -- Every session hash this script writes has `last_seen`.
       local v
       v, bad = cm_read(NK + 2 * j - 1, 'HMGET', key, 'started', 'tool_runs', 'prompts', 'ok',
-        'known', 'last_seen')
+        'known', 'last_seen', 'events')
       if bad then return bad end
       if v[1] or v[2] or v[3] or v[4] or v[5] or v[6] then
         if v[1] and not string.match(v[1], '^%d+$') then return data_error(NK + 2 * j - 1) end
         st.live, st.started = true, v[1]
         st.runs, st.prompts, st.ok, st.known = count(v[2]), count(v[3]), count(v[4]), count(v[5])
-        if not (st.runs and st.prompts and st.ok and st.known) then
+        st.events = count(v[7])
+        if not (st.runs and st.prompts and st.ok and st.known and st.events) then
           return data_error(NK + 2 * j - 1)
         end
       end
@@ -232,9 +233,10 @@ for i = 0, n - 1 do
     elseif kind ~= 'o' then
       if not st.live then
         st.live, st.started = true, now_str
-        st.runs, st.prompts, st.ok, st.known = 0, 0, 0, 0
+        st.runs, st.prompts, st.ok, st.known, st.events = 0, 0, 0, 0, 0
       end
       st.touched = true
+      st.events = st.events + 1
       if kind == 't' then
         T.runs = T.runs + 1
         runs = T.runs
@@ -309,7 +311,7 @@ do
       if st.live and st.touched then
         if st.started then redis.call('HSET', sk, 'started', st.started) end
         redis.call('HSET', sk, 'tool_runs', st.runs, 'prompts', st.prompts, 'ok', st.ok,
-          'known', st.known, 'last_seen', now_str)
+          'known', st.known, 'last_seen', now_str, 'events', st.events)
         redis.call('PEXPIRE', sk, sttl)
         redis.call('ZADD', K_SESS, now_ms, st.sid)
       elseif st.ended then
