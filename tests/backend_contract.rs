@@ -152,6 +152,14 @@ fn close(a: Duration, b: Duration, slack: Duration) -> bool {
 
 // ---------------------------------------------------------------- the contract
 
+/// The fencing generation of an acquisition; panics on any other outcome.
+fn acquired(outcome: LockOutcome) -> u64 {
+    match outcome {
+        LockOutcome::Acquired { generation } => generation,
+        other => panic!("expected Acquired, got {other:?}"),
+    }
+}
+
 fn latency_window_keeps_duplicates(f: &Fixture) {
     let b = f.handle();
     let mut last = Observation::default();
@@ -404,10 +412,7 @@ fn g1_g4_lock_and_marker(f: &Fixture) {
     let lease = Duration::from_millis(100);
     let min = Duration::from_millis(200);
     assert_eq!(a.last_computed(Scope::Global).unwrap(), None);
-    assert_eq!(
-        a.try_lock(Scope::Global, ta, lease, min).unwrap(),
-        LockOutcome::Acquired
-    );
+    let gen1 = acquired(a.try_lock(Scope::Global, ta, lease, min).unwrap());
     match b.try_lock(Scope::Global, tb, lease, min).unwrap() {
         LockOutcome::Held {
             since_last: Some(d),
@@ -431,15 +436,12 @@ fn g1_g4_lock_and_marker(f: &Fixture) {
         "{since:?}"
     );
     f.pass(Duration::from_millis(160));
-    assert_eq!(
-        b.try_lock(Scope::Global, tb, lease, min).unwrap(),
-        LockOutcome::Acquired
-    );
+    let gen2 = acquired(b.try_lock(Scope::Global, tb, lease, min).unwrap());
+    // Fencing: a later acquisition of the scope has a larger generation.
+    assert!(gen2 > gen1, "{gen1} then {gen2}");
     // Scopes are independent.
-    assert_eq!(
-        a.try_lock(Scope::Session("s1"), ta, lease, min).unwrap(),
-        LockOutcome::Acquired
-    );
+    let gen3 = acquired(a.try_lock(Scope::Session("s1"), ta, lease, min).unwrap());
+    assert!(gen3 > 0);
     assert!(matches!(
         b.try_lock(Scope::Session("s1"), tb, lease, min).unwrap(),
         LockOutcome::Held { .. }
@@ -456,10 +458,7 @@ fn g5_safe_release(f: &Fixture) {
     let (ta, tb) = (LockToken::from_u64(10), LockToken::from_u64(20));
     let lease = Duration::from_millis(100);
     let min = Duration::from_millis(100);
-    assert_eq!(
-        a.try_lock(Scope::Global, ta, lease, min).unwrap(),
-        LockOutcome::Acquired
-    );
+    let gen4 = acquired(a.try_lock(Scope::Global, ta, lease, min).unwrap());
     assert!(
         !b.unlock(Scope::Global, tb).unwrap(),
         "a stranger released the lock"
@@ -470,10 +469,8 @@ fn g5_safe_release(f: &Fixture) {
     ));
     // a's lease runs out; b takes the lock; a's late release must not free it.
     f.pass(Duration::from_millis(150));
-    assert_eq!(
-        b.try_lock(Scope::Global, tb, lease, min).unwrap(),
-        LockOutcome::Acquired
-    );
+    let gen5 = acquired(b.try_lock(Scope::Global, tb, lease, min).unwrap());
+    assert!(gen5 > gen4, "the next holder's generation {gen5} <= {gen4}");
     assert!(
         !a.unlock(Scope::Global, ta).unwrap(),
         "an expired holder released"

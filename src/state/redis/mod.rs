@@ -7,5 +7,7 @@ mod redis_state;
 mod reply;
 
 pub use self::config::RedisConfig;
-pub(crate) use self::link::Link;
+pub(crate) use self::keys::Keys;
+pub(crate) use self::link::{Link, LuaScript};
+pub(crate) use self::reply::unexpected;
 pub use self::redis_state::RedisState;

@@ -13,7 +13,8 @@ use crate::error::BackendError;
 use crate::event::{Event, EventType};
 use crate::score::CompositeInputs;
 use crate::state::{
-    LockOutcome, LockToken, Observation, OpCounts, Scope, SessionSummary, StateBackend,
+    LockOutcome, LockToken, Observation, OpCounts, Scope, SessionCursor, SessionPage,
+    SessionSummary, StateBackend,
 };
 use crate::window::{DecisionWindow, LatencyWindow, RATE_SECONDS};
 
@@ -76,6 +77,7 @@ struct Scripts {
     record: LuaScript,
     composite: LuaScript,
     active: LuaScript,
+    active_page: LuaScript,
     try_lock: LuaScript,
     unlock: LuaScript,
     last_computed: LuaScript,
@@ -90,6 +92,7 @@ struct Counters {
     locks_acquired: AtomicU64,
     unlocks: AtomicU64,
     marker_reads: AtomicU64,
+    foreign_keys: AtomicU64,
     other_trips: AtomicU64,
 }
 
@@ -151,6 +154,7 @@ impl RedisState {
                 record: LuaScript::new(include_str!("record.lua")),
                 composite: LuaScript::new(include_str!("composite.lua")),
                 active: LuaScript::new(include_str!("active.lua")),
+                active_page: LuaScript::new(include_str!("active_page.lua")),
                 try_lock: LuaScript::new(include_str!("try_lock.lua")),
                 unlock: LuaScript::new(include_str!("unlock.lua")),
                 last_computed: LuaScript::new(include_str!("last_computed.lua")),
@@ -314,6 +318,23 @@ impl RedisState {
         Ok(())
     }
 
+    /// Counts and logs the keys a lock attempt found foreign and neutralised
+    /// (`bits` as try_lock.lua answers them).
+    fn foreign(&self, bits: u64, lock: &str, last: &str, fence: &str) {
+        let found = [
+            (1, lock, "a lock key not set by this crate (no TTL, wrong type or not a lock token); its TTL was capped at the lease"),
+            (2, last, "a \"last computed\" marker not set by this crate; it was replaced"),
+            (4, fence, "a fencing generation not set by this crate; it was replaced by a larger one"),
+            (8, self.keys.calc_log.as_str(), "a calculation log of the wrong type; it was replaced"),
+        ];
+        for (bit, key, what) in found {
+            if bits & bit != 0 {
+                self.counters.foreign_keys.fetch_add(1, Ordering::Relaxed);
+                log::warn!("redis key {key:?} held {what}");
+            }
+        }
+    }
+
     fn since(op: &'static str, v: &Value) -> Result<Option<Duration>, BackendError> {
         let us = int(op, v)?;
         Ok(u64::try_from(us).ok().map(Duration::from_micros))
@@ -389,6 +410,41 @@ impl StateBackend for RedisState {
             .collect()
     }
 
+    fn active_sessions_page(
+        &self,
+        cursor: Option<SessionCursor>,
+        limit: usize,
+    ) -> Result<SessionPage, BackendError> {
+        const OP: &str = "active_sessions_page";
+        let from = match &cursor {
+            None => "0",
+            Some(c) => match c.token() {
+                Some(t) if !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit()) => t,
+                _ => return Err(unexpected(OP, "a session cursor made by another backend")),
+            },
+        };
+        let ttl = ms(self.link.config().session_ttl());
+        let reply = self.link.eval(
+            OP,
+            &self.counters.other_trips,
+            &self.scripts.active_page,
+            &[&self.keys.sessions],
+            &|cmd| {
+                cmd.arg(from).arg(limit.max(1)).arg(ttl);
+            },
+        )?;
+        let v = array(OP, &reply)?;
+        let next = text(OP, at(OP, v, 0)?)?;
+        let sessions = array(OP, at(OP, v, 1)?)?
+            .iter()
+            .map(|v| text(OP, v).map(Arc::from))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(SessionPage {
+            sessions,
+            next: (next != "0").then(|| SessionCursor::new(next)),
+        })
+    }
+
     fn try_lock(
         &self,
         scope: Scope<'_>,
@@ -400,7 +456,8 @@ impl StateBackend for RedisState {
         self.counters.lock_attempts.fetch_add(1, Ordering::Relaxed);
         let lock = self.keys.lock_of(scope);
         let last = self.keys.last_of(scope);
-        let marker_ttl = match scope {
+        let fence = self.keys.fence_of(scope);
+        let scope_ttl = match scope {
             Scope::Global => 0,
             Scope::Session(_) => ms(self.link.config().session_ttl()),
         };
@@ -408,21 +465,26 @@ impl StateBackend for RedisState {
             OP,
             &self.counters.other_trips,
             &self.scripts.try_lock,
-            &[&lock, &last, &self.keys.calc_log],
+            &[&lock, &last, &fence, &self.keys.calc_log],
             &|cmd| {
                 cmd.arg(token.to_string())
                     .arg(ms(lease))
                     .arg(u64::try_from(min_interval.as_micros()).unwrap_or(u64::MAX))
-                    .arg(marker_ttl)
+                    .arg(scope_ttl)
                     .arg(scope.session().unwrap_or("*"));
             },
         )?;
         let v = array(OP, &reply)?;
         let since = Self::since(OP, at(OP, v, 1)?)?;
+        let foreign = uint(OP, at(OP, v, 3)?)?;
+        if foreign != 0 {
+            self.foreign(foreign, &lock, &last, &fence);
+        }
         match int(OP, at(OP, v, 0)?)? {
             0 => {
+                let generation = uint(OP, at(OP, v, 2)?)?;
                 self.counters.locks_acquired.fetch_add(1, Ordering::Relaxed);
-                Ok(LockOutcome::Acquired)
+                Ok(LockOutcome::Acquired { generation })
             }
             1 => Ok(LockOutcome::Held { since_last: since }),
             2 => Ok(LockOutcome::TooSoon {
@@ -474,6 +536,7 @@ impl StateBackend for RedisState {
             locks_acquired: get(&c.locks_acquired),
             unlocks: get(&c.unlocks),
             marker_reads: get(&c.marker_reads),
+            foreign_keys: get(&c.foreign_keys),
         }
     }
 }
