@@ -120,7 +120,10 @@ fn a_foreign_value_with_a_long_ttl_is_capped_at_the_lease() {
 
 #[test]
 fn one_of_our_tokens_without_ttl_is_capped_too() {
-    recovers_from("persisted", &["SET", "{persisted}:lock", "0123456789abcdef"]);
+    recovers_from(
+        "persisted",
+        &["SET", "{persisted}:lock", "0123456789abcdef"],
+    );
 }
 
 #[test]
@@ -206,9 +209,7 @@ fn unlock_and_last_computed_survive_a_wrong_typed_lock_and_marker() {
     server.cmd::<()>(&["HSET", "{wrongtype}:lock", "a", "b"]);
     server.cmd::<()>(&["RPUSH", "{wrongtype}:last", "a"]);
     let digest: String = server.cmd(&["DEBUG", "DIGEST"]);
-    assert!(!state
-        .unlock(Scope::Global, LockToken::from_u64(1))
-        .unwrap());
+    assert!(!state.unlock(Scope::Global, LockToken::from_u64(1)).unwrap());
     assert_eq!(state.last_computed(Scope::Global).unwrap(), None);
     let after: String = server.cmd(&["DEBUG", "DIGEST"]);
     assert_eq!(digest, after, "a refused release changed the data");

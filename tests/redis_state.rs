@@ -222,16 +222,14 @@ fn namespaces_never_see_each_other() {
     assert_eq!((gb.tool_runs, gb.success_rate), (1, Some(0.0)));
     let t = LockToken::from_u64(1);
     let (lease, min) = (Duration::from_secs(5), Duration::from_secs(30));
-    assert!(
-        a.try_lock(Scope::Global, t, lease, min)
-            .unwrap()
-            .is_acquired()
-    );
-    assert!(
-        b.try_lock(Scope::Global, t, lease, min)
-            .unwrap()
-            .is_acquired()
-    );
+    assert!(a
+        .try_lock(Scope::Global, t, lease, min)
+        .unwrap()
+        .is_acquired());
+    assert!(b
+        .try_lock(Scope::Global, t, lease, min)
+        .unwrap()
+        .is_acquired());
     // Every key is under its namespace's hash tag.
     let keys: Vec<String> = server.cmd(&["KEYS", "*"]);
     assert!(!keys.is_empty());

@@ -98,7 +98,12 @@ impl Fences {
             }
         }
         if self.newest.len() > self.sweep_at {
-            let newest_at = self.newest.values().map(|(_, at)| *at).max().unwrap_or_default();
+            let newest_at = self
+                .newest
+                .values()
+                .map(|(_, at)| *at)
+                .max()
+                .unwrap_or_default();
             let horizon = newest_at.saturating_sub(FENCE_MEMORY);
             self.newest
                 .retain(|scope, (_, at)| scope.is_none() || *at >= horizon);
@@ -195,7 +200,13 @@ impl MemorySink {
         let mut fence = self.fence.lock();
         let mut keep = Vec::with_capacity(metrics.len());
         let refused = fence.admit(metrics, &mut keep);
-        self.store(metrics.iter().zip(&keep).filter(|(_, k)| **k).map(|(m, _)| m))?;
+        self.store(
+            metrics
+                .iter()
+                .zip(&keep)
+                .filter(|(_, k)| **k)
+                .map(|(m, _)| m),
+        )?;
         drop(fence);
         match refused {
             None => Ok(()),

@@ -9,5 +9,5 @@ mod reply;
 pub use self::config::RedisConfig;
 pub(crate) use self::keys::Keys;
 pub(crate) use self::link::{Link, LuaScript};
-pub(crate) use self::reply::unexpected;
 pub use self::redis_state::RedisState;
+pub(crate) use self::reply::unexpected;
