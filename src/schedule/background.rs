@@ -162,8 +162,10 @@ impl BackgroundConfig {
 /// interval, and dropping the scheduler (or its calculator) stops the thread.
 /// With [`CompositeScope::PerSession`] each run recomputes every active
 /// session, listing them a page of about 1 000 at a time
-/// ([`StateBackend::active_sessions_page`](crate::state::StateBackend::active_sessions_page))
-/// and recording each page's composites before reading the next, so a run
+/// ([`StateBackend::active_sessions_page`](crate::state::StateBackend::active_sessions_page)),
+/// reading each page's inputs in one operation
+/// ([`StateBackend::session_inputs`](crate::state::StateBackend::session_inputs))
+/// and recording its composites before reading the next, so a run
 /// works at a million sessions on Redis without any call nearing the read
 /// timeout. With coordination, the composites carry the lock's fencing
 /// generation ([`Metric::generation`](crate::Metric::generation)).
@@ -380,11 +382,13 @@ impl Worker {
 
     /// Computes every composite of the scope, stamped with `generation` (the
     /// coordination lock's, if any). Per session, the sessions are listed a
-    /// page at a time ([`StateBackend::active_sessions_page`]) and each
-    /// page's composites are recorded before the next page is read, so
-    /// neither a listing nor a sink call grows with the number of sessions.
+    /// page at a time ([`StateBackend::active_sessions_page`]), each page's
+    /// inputs are read in one operation ([`StateBackend::session_inputs`])
+    /// and its composites recorded before the next page is read, so no
+    /// backend or sink call grows with the number of sessions.
     ///
     /// [`StateBackend::active_sessions_page`]: crate::state::StateBackend::active_sessions_page
+    /// [`StateBackend::session_inputs`]: crate::state::StateBackend::session_inputs
     fn compute_all(&self, generation: Option<u64>) -> Result<u64, BackendError> {
         let mut metrics = Vec::new();
         let mut runs = 0;
@@ -403,10 +407,10 @@ impl Worker {
                         .backend()
                         .active_sessions_page(cursor, LISTING_PAGE)?;
                     metrics.clear();
-                    for id in &page.sessions {
-                        let m = self.env.composite(Scope::Session(id), Some(id))?;
-                        metrics.extend(m.map(|m| m.with_generation(generation)));
-                        runs += 1;
+                    let read = self.env.session_composites(&page.sessions, &mut metrics)?;
+                    runs += read as u64;
+                    for m in &mut metrics {
+                        m.generation = generation;
                     }
                     self.record(&metrics);
                     match page.next {

@@ -99,6 +99,32 @@ pub trait StateBackend: Send + Sync + fmt::Debug {
     /// Reads the composite's inputs for `scope`.
     fn composite_inputs(&self, scope: Scope<'_>) -> Result<CompositeInputs, BackendError>;
 
+    /// Reads the composite's inputs of many sessions, appending one per id
+    /// to `out` in order: what [`composite_inputs`](Self::composite_inputs)
+    /// gives for each [`Scope::Session`], in one operation (one round trip
+    /// on a remote backend). A per-session [`Background`](crate::Background)
+    /// run reads each page of its listing this way.
+    ///
+    /// On error `out` is left as it was. The default implementation calls
+    /// [`composite_inputs`](Self::composite_inputs) once per session.
+    fn session_inputs(
+        &self,
+        sessions: &[Arc<str>],
+        out: &mut Vec<CompositeInputs>,
+    ) -> Result<(), BackendError> {
+        let start = out.len();
+        for id in sessions {
+            match self.composite_inputs(Scope::Session(id)) {
+                Ok(inputs) => out.push(inputs),
+                Err(e) => {
+                    out.truncate(start);
+                    return Err(e);
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// The sessions currently alive (seen within their idle TTL and not ended).
     ///
     /// One call lists them all; for many sessions use
@@ -212,6 +238,14 @@ impl<B: StateBackend + ?Sized> StateBackend for Arc<B> {
 
     fn composite_inputs(&self, scope: Scope<'_>) -> Result<CompositeInputs, BackendError> {
         (**self).composite_inputs(scope)
+    }
+
+    fn session_inputs(
+        &self,
+        sessions: &[Arc<str>],
+        out: &mut Vec<CompositeInputs>,
+    ) -> Result<(), BackendError> {
+        (**self).session_inputs(sessions, out)
     }
 
     fn active_sessions(&self) -> Result<Vec<Arc<str>>, BackendError> {

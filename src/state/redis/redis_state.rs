@@ -76,6 +76,7 @@ pub struct RedisState {
 struct Scripts {
     record: LuaScript,
     composite: LuaScript,
+    composite_sessions: LuaScript,
     active: LuaScript,
     active_page: LuaScript,
     try_lock: LuaScript,
@@ -153,6 +154,7 @@ impl RedisState {
             scripts: Scripts {
                 record: LuaScript::new(include_str!("record.lua")),
                 composite: LuaScript::new(include_str!("composite.lua")),
+                composite_sessions: LuaScript::new(include_str!("composite_sessions.lua")),
                 active: LuaScript::new(include_str!("active.lua")),
                 active_page: LuaScript::new(include_str!("active_page.lua")),
                 try_lock: LuaScript::new(include_str!("try_lock.lua")),
@@ -408,6 +410,59 @@ impl StateBackend for RedisState {
             .iter()
             .map(|v| text(OP, v).map(Arc::from))
             .collect()
+    }
+
+    fn session_inputs(
+        &self,
+        sessions: &[Arc<str>],
+        out: &mut Vec<CompositeInputs>,
+    ) -> Result<(), BackendError> {
+        const OP: &str = "session_inputs";
+        if sessions.is_empty() {
+            return Ok(());
+        }
+        self.counters
+            .composite_reads
+            .fetch_add(sessions.len() as u64, Ordering::Relaxed);
+        let mut keys = Vec::with_capacity(2 * sessions.len());
+        for id in sessions {
+            keys.push(self.keys.session(id));
+            keys.push(self.keys.session_decisions(id));
+        }
+        let key_refs: Vec<&str> = keys.iter().map(String::as_str).collect();
+        let reply = self.link.eval(
+            OP,
+            &self.counters.other_trips,
+            &self.scripts.composite_sessions,
+            &key_refs,
+            &|_| {},
+        )?;
+        let v = array(OP, &reply)?;
+        if v.len() != 5 * sessions.len() {
+            return Err(unexpected(OP, "wrong number of values per session"));
+        }
+        let start = out.len();
+        out.reserve(sessions.len());
+        for r in v.chunks_exact(5) {
+            // `r` holds exactly 5 values, so the indexes 0..=4 are in bounds.
+            let parsed = (|| {
+                let n = |i: usize| uint(OP, &r[i]);
+                let (accepted, len) = (n(3)?, n(4)?);
+                Ok::<_, BackendError>(CompositeInputs {
+                    success_rate: rate(n(0)?, n(1)?),
+                    acceptance_rate: (len > 0).then(|| 100.0 * accepted as f64 / len as f64),
+                    tool_runs: n(2)?,
+                })
+            })();
+            match parsed {
+                Ok(inputs) => out.push(inputs),
+                Err(e) => {
+                    out.truncate(start);
+                    return Err(e);
+                }
+            }
+        }
+        Ok(())
     }
 
     fn active_sessions_page(
