@@ -15,6 +15,7 @@ use std::time::Duration;
 use composite_metrics::clock::{Clock, ManualClock};
 use composite_metrics::state::{
     LockOutcome, LockToken, MemoryConfig, Observation, RedisConfig, RedisState, Scope,
+    SessionCursor,
 };
 use composite_metrics::{
     BackendError, Event, EventType, HybridLock, HybridLockConfig, MemoryState, MetricsCalculator,
@@ -555,6 +556,62 @@ fn g1_g2_hybrid_lock_workers(f: &Fixture) {
     }
 }
 
+/// Paged listing: every live session once or more, in pages of about the
+/// limit; inputs of many sessions equal the one-by-one reads.
+fn paged_listing_and_session_inputs(f: &Fixture) {
+    let b = f.handle();
+    let ids: Vec<String> = (0..2_500).map(|i| format!("p{i}")).collect();
+    let mut out = Vec::new();
+    for chunk in ids.chunks(500) {
+        let events: Vec<Event> = chunk
+            .iter()
+            .enumerate()
+            .map(|(i, id)| tool(id, "bash").with_success(i % 3 == 0))
+            .collect();
+        b.record_batch(&events, f.now(), &mut out).unwrap();
+    }
+    b.record(&edit("p1", true), f.now()).unwrap();
+    let (mut cursor, mut listed, mut pages) = (None, Vec::new(), 0);
+    loop {
+        let page = b.active_sessions_page(cursor, 100).unwrap();
+        pages += 1;
+        // ZSCAN's count is a hint: allow a little over.
+        assert!(page.sessions.len() <= 200, "{}", page.sessions.len());
+        listed.extend(page.sessions);
+        match page.next {
+            Some(next) => cursor = Some(next),
+            None => break,
+        }
+        assert!(pages < 1_000, "the listing does not end");
+    }
+    assert!(pages >= 10, "{pages} pages of at most about 100 for 2500");
+    let unique: std::collections::HashSet<Arc<str>> = listed.iter().cloned().collect();
+    assert_eq!(unique.len(), ids.len());
+    assert!(ids.iter().all(|id| unique.contains(id.as_str())));
+    if !f.is_redis() {
+        // The default implementation serves a snapshot: each exactly once.
+        assert_eq!(listed.len(), ids.len());
+    }
+    let asked: Vec<Arc<str>> = ["p0", "p1", "p2", "nobody"]
+        .iter()
+        .map(|s| Arc::from(*s))
+        .collect();
+    let mut inputs = Vec::new();
+    b.session_inputs(&asked, &mut inputs).unwrap();
+    let one_by_one: Vec<_> = asked
+        .iter()
+        .map(|id| b.composite_inputs(Scope::Session(id)).unwrap())
+        .collect();
+    assert_eq!(inputs, one_by_one);
+    assert_eq!(inputs[0].success_rate, Some(100.0));
+    assert_eq!(inputs[1].acceptance_rate, Some(100.0));
+    assert_eq!(inputs[3], Default::default());
+    // A cursor the backend did not make is an error, not a silent restart.
+    assert!(b
+        .active_sessions_page(Some(SessionCursor::new("elsewhere")), 10)
+        .is_err());
+}
+
 // ---------------------------------------------------------------- instantiation
 
 macro_rules! both {
@@ -586,6 +643,7 @@ both! {
     g1_g4 => g1_g4_lock_and_marker;
     g5 => g5_safe_release;
     g1_g2_workers => g1_g2_hybrid_lock_workers;
+    paged_listing => paged_listing_and_session_inputs;
 }
 
 const SMALL: Limits = Limits {

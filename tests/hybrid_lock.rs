@@ -387,3 +387,43 @@ fn quiet_worker_computes_on_staleness_alone() {
     // max_staleness old, so each computes at once (reflect lag zero).
     assert_eq!(calc.stats().composites, 10);
 }
+
+/// The lock's fencing generation travels in the ticket onto the composite;
+/// each calculation's is newer; a scheduler without a lock stamps none.
+#[test]
+fn composites_carry_their_lock_generation() {
+    use composite_metrics::metric::names;
+    use composite_metrics::{Category, EventBased, Metric};
+
+    let score = |metrics: &[Metric]| {
+        metrics
+            .iter()
+            .find(|m| m.is(Category::Composite, names::PRODUCTIVITY_SCORE))
+            .cloned()
+    };
+    let clock = ManualClock::default();
+    let state = composite_metrics::MemoryState::with_clock(clock.clone());
+    // Recorded on the state directly, so the first calculation has both inputs.
+    state
+        .record(&common::edit_event("s1", true), clock.now())
+        .unwrap();
+    let mut calc = MetricsCalculator::builder()
+        .clock(clock.clone())
+        .state(state)
+        .scheduler(HybridLock::default())
+        .build()
+        .unwrap();
+    let first = score(&calc.process(&tool_event("s1")).unwrap()).expect("computed");
+    clock.advance(Duration::from_secs(31));
+    let second = score(&calc.process(&tool_event("s1")).unwrap()).expect("computed");
+    let (g1, g2) = (first.generation.unwrap(), second.generation.unwrap());
+    assert!(g2 > g1, "{g1} then {g2}");
+
+    let mut plain = MetricsCalculator::builder()
+        .scheduler(EventBased::every(1))
+        .build()
+        .unwrap();
+    plain.process(&common::edit_event("s1", true)).unwrap();
+    let m = score(&plain.process(&tool_event("s1")).unwrap()).expect("computed");
+    assert_eq!(m.generation, None);
+}
