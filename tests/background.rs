@@ -317,6 +317,9 @@ fn boxed_background_reports_through_the_trait_object() {
     assert!(eventually(WAIT, || calc.stats().composites == 1));
 }
 
+/// A recorded composite's session and generation.
+type Stamped = (Option<Arc<str>>, Option<u64>);
+
 /// Composites of a coordinated run carry the lock's fencing generation, a
 /// newer one each run; uncoordinated runs carry none. Per session, every
 /// active session is scored through the paged listing.
@@ -327,7 +330,7 @@ fn coordinated_runs_stamp_the_lock_generation_on_their_composites() {
 
     for coordinated in [true, false] {
         let clock = ManualClock::default();
-        let seen: Arc<parking_lot::Mutex<Vec<(Option<Arc<str>>, Option<u64>)>>> = Arc::default();
+        let seen: Arc<parking_lot::Mutex<Vec<Stamped>>> = Arc::default();
         let sink = {
             let seen = seen.clone();
             CallbackSink::new(move |metrics: &[Metric]| {

@@ -95,6 +95,9 @@ impl StateBackend for Pausable {
     }
 }
 
+/// Reads the latest recorded composite for a session (None: global).
+type Latest = Box<dyn Fn(Option<&str>) -> Option<f64>>;
+
 /// One shared state and sink, handed to two workers.
 struct Setup {
     clock: ManualClock,
@@ -103,7 +106,7 @@ struct Setup {
     state: [Arc<dyn StateBackend>; 2],
     sink: [Arc<dyn MetricSink>; 2],
     /// The latest recorded composite for `session` (None: global).
-    latest: Box<dyn Fn(Option<&str>) -> Option<f64>>,
+    latest: Latest,
     /// Metrics the sinks refused.
     refused: Box<dyn Fn() -> u64>,
 }
