@@ -150,11 +150,12 @@ pub trait StateBackend: Send + Sync + fmt::Debug {
     /// [`BackendError::Other`].
     ///
     /// ```
-    /// use composite_metrics::{Event, MemoryState, StateBackend};
+    /// use composite_metrics::{Clock, Event, ManualClock, MemoryState, StateBackend};
     ///
-    /// let state = MemoryState::new();
+    /// let clock = ManualClock::default();
+    /// let state = MemoryState::with_clock(clock.clone());
     /// for i in 0..25 {
-    ///     state.record(&Event::tool_use(format!("s{i}"), "bash"), std::time::Duration::ZERO)?;
+    ///     state.record(&Event::tool_use(format!("s{i}"), "bash"), clock.now())?;
     /// }
     /// let (mut cursor, mut listed) = (None, Vec::new());
     /// loop {
