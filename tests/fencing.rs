@@ -390,3 +390,110 @@ fn redis_sink_wrong_typed_key_changes_nothing() {
     let after: String = server.cmd(&["DEBUG", "DIGEST"]);
     assert_eq!(digest, after);
 }
+
+/// Generations keep growing when the fence key is lost (deleted, flushed):
+/// the next one is at least the server's time in microseconds.
+#[test]
+fn redis_generation_grows_after_the_fence_key_is_lost() {
+    let server = RedisServer::start();
+    let state =
+        RedisState::connect(&server.url(), RedisConfig::default().with_namespace("lost")).unwrap();
+    let t = LockToken::from_u64(1);
+    let lease = Duration::from_millis(50);
+    let first = state
+        .try_lock(Scope::Global, t, lease, Duration::from_millis(1))
+        .unwrap()
+        .generation()
+        .expect("acquired");
+    assert!(state.unlock(Scope::Global, t).unwrap());
+    server.cmd::<()>(&["DEL", "{lost}:fence"]);
+    std::thread::sleep(Duration::from_millis(5));
+    let second = state
+        .try_lock(Scope::Global, t, lease, Duration::from_millis(1))
+        .unwrap()
+        .generation()
+        .expect("acquired");
+    assert!(
+        second > first,
+        "{first} then {second} after the fence was lost"
+    );
+}
+
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[derive(Debug, Clone)]
+    enum Step {
+        Lock { worker: u8, session: bool },
+        Unlock { worker: u8, session: bool },
+        Advance(u16),
+    }
+
+    fn step() -> impl Strategy<Value = Step> {
+        prop_oneof![
+            (0u8..3, any::<bool>()).prop_map(|(worker, session)| Step::Lock { worker, session }),
+            (0u8..3, any::<bool>()).prop_map(|(worker, session)| Step::Unlock { worker, session }),
+            (0u16..300).prop_map(Step::Advance),
+        ]
+    }
+
+    proptest! {
+        /// On MemoryState, every acquisition's generation is larger than
+        /// every earlier one of the same scope, whatever the interleaving.
+        #[test]
+        fn memory_generations_only_grow(steps in proptest::collection::vec(step(), 1..80)) {
+            let clock = ManualClock::default();
+            let state = MemoryState::with_clock(clock.clone());
+            let lease = Duration::from_millis(100);
+            let mut newest = [0u64; 2];
+            for s in steps {
+                match s {
+                    Step::Lock { worker, session } => {
+                        let scope = if session { Scope::Session("s") } else { Scope::Global };
+                        let token = LockToken::from_u64(u64::from(worker) + 1);
+                        let outcome = state.try_lock(scope, token, lease, Duration::ZERO).unwrap();
+                        if let Some(g) = outcome.generation() {
+                            let slot = &mut newest[usize::from(session)];
+                            prop_assert!(g > *slot, "{} after {}", g, *slot);
+                            *slot = g;
+                        }
+                    }
+                    Step::Unlock { worker, session } => {
+                        let scope = if session { Scope::Session("s") } else { Scope::Global };
+                        state.unlock(scope, LockToken::from_u64(u64::from(worker) + 1)).unwrap();
+                    }
+                    Step::Advance(ms) => clock.advance(Duration::from_millis(u64::from(ms))),
+                }
+            }
+        }
+
+        /// Whatever order fenced composites reach a MemorySink in, the
+        /// latest value is one written with the largest generation, and
+        /// exactly the writes older than the newest at their arrival are
+        /// refused.
+        #[test]
+        fn memory_sink_keeps_the_newest_generation(
+            writes in proptest::collection::vec((0u64..20, 0u32..1000), 1..40),
+        ) {
+            let sink = MemorySink::new();
+            let at = Duration::from_secs(1);
+            let (mut newest, mut refused, mut latest) = (0u64, 0u64, None);
+            for (g, v) in &writes {
+                let m = Metric::new(Category::Composite, names::PRODUCTIVITY_SCORE, f64::from(*v), at)
+                    .with_generation(Some(*g));
+                let result = sink.record(&[m]);
+                if *g < newest {
+                    refused += 1;
+                    prop_assert!(result.is_err());
+                } else {
+                    newest = *g;
+                    latest = Some(f64::from(*v));
+                    prop_assert!(result.is_ok());
+                }
+            }
+            prop_assert_eq!(sink.refused(), refused);
+            prop_assert_eq!(sink.latest_of(Category::Composite, names::PRODUCTIVITY_SCORE), latest);
+        }
+    }
+}
