@@ -294,7 +294,8 @@ impl<S: CompositeScheduler> MetricsCalculator<S> {
         match self.env.composite(ctx.state_scope(), session) {
             Ok(metric) => {
                 self.stats.composites += 1;
-                out.extend(metric);
+                // Stamped with the lock's fencing generation, if any.
+                out.extend(metric.map(|m| m.with_generation(ticket.generation())));
             }
             Err(e) => {
                 self.count_composite_failure(&e);

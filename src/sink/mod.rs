@@ -1,6 +1,7 @@
 //! Metric sinks: where the calculator records the metrics it computes.
 
 mod callback;
+mod fenced;
 mod memory;
 mod metric_sink;
 #[cfg(feature = "redis")]
@@ -8,6 +9,7 @@ mod redis;
 mod series_key;
 
 pub use self::callback::CallbackSink;
+pub use self::fenced::Fenced;
 pub use self::memory::MemorySink;
 pub use self::metric_sink::MetricSink;
 #[cfg(feature = "redis")]
