@@ -42,6 +42,7 @@ pub mod score;
 pub mod sim;
 pub mod sink;
 pub mod state;
+pub mod telemetry;
 pub mod window;
 
 pub use crate::calculator::{Builder, MetricsCalculator, Stats};

@@ -332,6 +332,7 @@ impl Worker {
             }
             Ok(Err(e)) => {
                 self.counters.errors.fetch_add(1, Ordering::Relaxed);
+                crate::telemetry::backend_error(&e);
                 log::warn!("background composite run failed: {e}");
                 0
             }
@@ -354,6 +355,7 @@ impl Worker {
                 self.config.lease,
                 self.config.min_interval(),
             )?;
+            crate::telemetry::lock_attempt("background", &outcome);
             if outcome != LockOutcome::Acquired {
                 return Ok(0);
             }
@@ -362,6 +364,7 @@ impl Worker {
         let result = self.compute_all();
         if self.config.coordinated && !backend.unlock(Scope::Global, self.token)? {
             self.counters.leases_lost.fetch_add(1, Ordering::Relaxed);
+            crate::telemetry::lease_lost("background");
         }
         result
     }
@@ -384,6 +387,7 @@ impl Worker {
         if !metrics.is_empty() {
             if let Err(e) = self.env.record(&metrics) {
                 self.counters.errors.fetch_add(1, Ordering::Relaxed);
+                crate::telemetry::sink_error(&e);
                 log::warn!("background composite could not be recorded: {e}");
             }
         }
