@@ -52,8 +52,8 @@ type ToolGauges = Box<[Option<Gauge>]>;
 /// # Ok::<(), composite_metrics::Error>(())
 /// ```
 pub struct MetricsSink {
-    /// Unlabelled gauges, indexed like [`SERIES`].
-    plain: Box<[Gauge]>,
+    /// Unlabelled gauges, indexed like [`SERIES`] (`None` for per-tool series).
+    plain: Box<[Option<Gauge>]>,
     tools: RwLock<HashMap<Arc<str>, ToolGauges, foldhash::fast::RandomState>>,
     max_tools: usize,
     unexported: AtomicU64,
@@ -79,7 +79,10 @@ impl MetricsSink {
     /// A sink registering its unlabelled gauges with the current recorder.
     pub fn new() -> Self {
         Self {
-            plain: SERIES.iter().map(|s| metrics::gauge!(s.exported)).collect(),
+            plain: SERIES
+                .iter()
+                .map(|s| (!s.per_tool).then(|| metrics::gauge!(s.exported)))
+                .collect(),
             tools: RwLock::new(HashMap::default()),
             max_tools: 10_000,
             unexported: AtomicU64::new(0),
@@ -138,23 +141,21 @@ impl MetricSink for MetricsSink {
                         refused = Some(tool);
                     }
                 }
-                (Some((i, _)), _) => {
-                    if let Some(gauge) = self.plain.get(i) {
+                (Some((i, series)), _) if !series.per_tool => {
+                    if let Some(Some(gauge)) = self.plain.get(i) {
                         gauge.set(m.value);
                     }
                 }
-                // A metric this version does not list yet: exported through
-                // the facade's slow path (the name is formatted per value).
-                (None, Some(tool)) => {
-                    metrics::gauge!(
-                        format!("composite_metrics_{}_{}", m.category, m.name),
-                        "tool" => Arc::clone(tool)
-                    )
+                // A metric this version does not list (or a per-tool one
+                // without a tool): exported through the facade's slow path,
+                // the name formatted per value.
+                (_, tool) => {
+                    let name = format!("composite_metrics_{}_{}", m.category, m.name);
+                    match tool {
+                        Some(tool) => metrics::gauge!(name, "tool" => Arc::clone(tool)),
+                        None => metrics::gauge!(name),
+                    }
                     .set(m.value);
-                }
-                (None, None) => {
-                    metrics::gauge!(format!("composite_metrics_{}_{}", m.category, m.name))
-                        .set(m.value);
                 }
             }
         }

@@ -19,7 +19,7 @@ pub const LOCKS: &str = "composite_metrics_lock_total";
 pub const CALCULATION_SECONDS: &str = "composite_metrics_calculation_seconds";
 /// Seconds between the latest event a calculator processed and the latest
 /// composite calculation started in this process, by the calculators' clocks;
-/// a gauge, set on every event (absent until the first calculation).
+/// a gauge, set on every event (it reads 0 until the first calculation).
 pub const SECONDS_SINCE_CALCULATION: &str = "composite_metrics_seconds_since_last_calculation";
 /// Backend failures, a counter labelled `kind` (`timeout`, `connection`,
 /// `capacity`, `config`, `other`).
