@@ -136,6 +136,8 @@ impl Drop for CalculationTimer {
 pub(crate) fn lock_attempt(strategy: &'static str, outcome: &LockOutcome) {
     #[cfg(feature = "metrics")]
     {
+        // `{ .. }` so the match survives `Acquired` gaining fields (fencing).
+        #[allow(clippy::unneeded_struct_pattern)]
         let result = if matches!(outcome, LockOutcome::Acquired { .. }) {
             "acquired"
         } else {
