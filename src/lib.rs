@@ -34,6 +34,7 @@
 
 pub mod calculator;
 pub mod clock;
+pub mod config;
 mod error;
 pub mod event;
 pub mod metric;

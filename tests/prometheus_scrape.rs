@@ -73,10 +73,7 @@ fn the_example_serves_every_series_with_tool_labels_and_no_session() {
         };
         latest.insert(series, m.value);
     }
-    assert!(
-        latest.keys().any(|k| k.contains("{tool=\"")),
-        "{latest:?}"
-    );
+    assert!(latest.keys().any(|k| k.contains("{tool=\"")), "{latest:?}");
     for (series, value) in &latest {
         let served = samples
             .get(series)
