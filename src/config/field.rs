@@ -13,6 +13,7 @@ fn named<E: serde::de::Error>(field: &str, e: impl std::fmt::Display) -> E {
 
 macro_rules! duration_fields {
     ($($name:ident),* $(,)?) => {$(
+        #[allow(dead_code)] // some are used only with the `redis` feature
         pub(super) fn $name<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
             humantime_serde::deserialize(d).map_err(|e| named(stringify!($name), e))
         }

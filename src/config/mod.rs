@@ -18,6 +18,7 @@ mod memory_spec;
 #[cfg(feature = "redis")]
 mod redis_spec;
 mod strategy_config;
+mod strategy_list;
 mod time_based_spec;
 
 pub use self::background_spec::BackgroundSpec;
@@ -28,4 +29,5 @@ pub use self::memory_spec::MemoryConfigSpec;
 #[cfg(feature = "redis")]
 pub use self::redis_spec::RedisConfigSpec;
 pub use self::strategy_config::StrategyConfig;
+pub use self::strategy_list::StrategyList;
 pub use self::time_based_spec::TimeBasedSpec;

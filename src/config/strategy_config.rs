@@ -3,6 +3,8 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
+#[cfg(feature = "toml")]
+use super::StrategyList;
 use super::{BackgroundSpec, EventBasedSpec, HybridLockSpec, TimeBasedSpec};
 use crate::error::ConfigError;
 use crate::schedule::{CompositeScheduler, Never};
@@ -60,14 +62,6 @@ impl Default for StrategyConfig {
     fn default() -> Self {
         Self::Never {}
     }
-}
-
-/// A list of strategies: `[[strategies]]` tables.
-#[cfg(feature = "toml")]
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct StrategyList {
-    strategies: Vec<StrategyConfig>,
 }
 
 impl StrategyConfig {
@@ -148,9 +142,7 @@ impl StrategyConfig {
     #[cfg(feature = "toml")]
     pub fn list_from_toml(text: &str) -> Result<Vec<Self>, ConfigError> {
         let list: StrategyList = toml::from_str(text).map_err(ConfigError::parse)?;
-        for config in &list.strategies {
-            config.sim_strategy()?;
-        }
+        list.sim_strategies()?;
         Ok(list.strategies)
     }
 }
