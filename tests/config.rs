@@ -354,3 +354,76 @@ fn a_strategy_list_feeds_the_simulator() {
         "{err}"
     );
 }
+
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+    use proptest::strategy::Strategy as _;
+
+    fn duration() -> impl proptest::strategy::Strategy<Value = Duration> {
+        (0u64..10 * 86_400_000_000_000).prop_map(Duration::from_nanos)
+    }
+
+    fn any_config() -> impl proptest::strategy::Strategy<Value = StrategyConfig> {
+        prop_oneof![
+            Just(StrategyConfig::Never {}),
+            (1u64..100_000).prop_map(|s| {
+                let mut spec = TimeBasedSpec::default();
+                spec.period = secs(s);
+                StrategyConfig::TimeBased(spec)
+            }),
+            any::<u64>().prop_map(|n| {
+                let mut spec = EventBasedSpec::default();
+                spec.every = n;
+                StrategyConfig::EventBased(spec)
+            }),
+            (duration(), duration(), any::<u64>(), duration()).prop_map(|(a, b, n, c)| {
+                let mut spec = HybridLockSpec::default();
+                spec.max_staleness = a;
+                spec.min_interval = b;
+                spec.every_events = n;
+                spec.lease = c;
+                StrategyConfig::HybridLock(spec)
+            }),
+            (duration(), duration(), any::<bool>(), duration()).prop_map(|(a, b, on, c)| {
+                let mut spec = BackgroundSpec::default();
+                spec.interval = a;
+                spec.jitter = b;
+                spec.coordinated = on;
+                spec.lease = c;
+                StrategyConfig::Background(spec)
+            }),
+        ]
+    }
+
+    proptest! {
+        /// Whatever the values (valid or not), writing a strategy and reading
+        /// it back gives the same strategy, and building it succeeds exactly
+        /// when the builders' own validation accepts the values.
+        #[test]
+        fn any_strategy_round_trips_and_builds_as_its_builder_validates(config in any_config()) {
+            let text = toml::to_string(&config).unwrap();
+            prop_assert_eq!(parse(&text).unwrap(), config);
+            let expected = match config {
+                StrategyConfig::HybridLock(s) => HybridLockConfig::default()
+                    .with_max_staleness(s.max_staleness)
+                    .with_min_interval(s.min_interval)
+                    .with_every_events(s.every_events)
+                    .with_lease(s.lease)
+                    .validate()
+                    .is_ok(),
+                StrategyConfig::Background(s) => BackgroundConfig::default()
+                    .with_interval(s.interval)
+                    .with_jitter(s.jitter)
+                    .with_coordination(s.coordinated)
+                    .with_lease(s.lease)
+                    .validate()
+                    .is_ok(),
+                StrategyConfig::EventBased(s) => s.every > 0,
+                _ => true,
+            };
+            prop_assert_eq!(config.build().is_ok(), expected);
+            prop_assert_eq!(config.sim_strategy().is_ok(), expected);
+        }
+    }
+}

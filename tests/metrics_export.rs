@@ -384,3 +384,64 @@ fn describe_gives_every_series_its_unit_and_help() {
     assert_eq!(exported.units.get(names::DECISIONS), Some(&Unit::Count));
     assert!(exported.help[names::DECISIONS].contains("strategy"));
 }
+
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// Whatever metrics arrive, in whatever batches, each exported series
+        /// holds the last value recorded for it, per-tool series are labelled
+        /// with exactly their tool, and no other series appears.
+        #[test]
+        fn every_series_holds_its_last_value(
+            batches in prop::collection::vec(
+                prop::collection::vec((0..SERIES.len(), 0..4usize, -1e6..1e6f64), 0..20),
+                1..6,
+            )
+        ) {
+            let tools = ["bash", "grep", "edit", "read"];
+            let recorder = DebuggingRecorder::new();
+            let snapshotter = recorder.snapshotter();
+            let mut expected: HashMap<(String, Option<&str>), f64> = HashMap::new();
+            metrics::with_local_recorder(&recorder, || {
+                let sink = MetricsSink::new();
+                for batch in &batches {
+                    let metrics: Vec<Metric> = batch
+                        .iter()
+                        .map(|&(i, t, value)| {
+                            let s = &SERIES[i];
+                            let m = Metric::new(s.category, s.name, value, Duration::ZERO)
+                                .with_session(Arc::from("a-session"));
+                            if s.per_tool {
+                                expected.insert((s.exported.to_owned(), Some(tools[t])), value);
+                                m.with_tool(Arc::from(tools[t]))
+                            } else {
+                                expected.insert((s.exported.to_owned(), None), value);
+                                m
+                            }
+                        })
+                        .collect();
+                    sink.record(&metrics).unwrap();
+                }
+            });
+            let exported = Exported::take(&snapshotter);
+            for ((name, tool), value) in &expected {
+                let labels: Vec<(&str, &str)> = tool.iter().map(|t| ("tool", *t)).collect();
+                prop_assert_eq!(exported.gauge(name, &labels), *value);
+            }
+            for (kind, name, labels) in exported.values.keys() {
+                prop_assert_eq!(*kind, MetricKind::Gauge);
+                let tool = labels.iter().find(|(k, _)| k == "tool").map(|(_, v)| v.as_str());
+                prop_assert!(labels.iter().all(|(k, _)| k == "tool"), "{:?}", labels);
+                // Per-tool series appear only with a tool that was recorded;
+                // unlabelled series are registered up front (reading 0 until set).
+                if let Some(tool) = tool {
+                    prop_assert!(expected.contains_key(&(name.clone(), Some(tool))));
+                } else {
+                    prop_assert!(SERIES.iter().any(|s| s.exported == name && !s.per_tool));
+                }
+            }
+        }
+    }
+}
