@@ -236,6 +236,40 @@ fn decisions_are_counted_by_strategy_and_outcome_and_every_calculation_is_timed(
 }
 
 #[test]
+fn skips_are_published_once_per_clock_second_and_when_the_calculator_is_dropped() {
+    let recorder = DebuggingRecorder::new();
+    let snapshotter = recorder.snapshotter();
+    let skips = |exported: &Exported| {
+        exported.counter(
+            names::DECISIONS,
+            &[("strategy", "never"), ("outcome", "skip")],
+        )
+    };
+    metrics::with_local_recorder(&recorder, || {
+        let clock = at(5_000);
+        let mut calc = MetricsCalculator::builder()
+            .clock(clock.clone())
+            .build()?;
+        for _ in 0..10 {
+            calc.process(&Event::tool_use("s1", "bash"))?;
+        }
+        // Counted locally: the event path wrote nothing shared.
+        assert_eq!(skips(&Exported::take(&snapshotter)), 0);
+        clock.advance(Duration::from_secs(1));
+        calc.process(&Event::tool_use("s1", "bash"))?; // publishes the 10 before it
+        assert_eq!(skips(&Exported::take(&snapshotter)), 10);
+        for _ in 0..300 {
+            calc.process(&Event::tool_use("s1", "bash"))?; // 256 pending publish
+        }
+        assert_eq!(skips(&Exported::take(&snapshotter)), 256);
+        drop(calc); // the last 45
+        assert_eq!(skips(&Exported::take(&snapshotter)), 45);
+        Ok::<_, Error>(())
+    })
+    .expect("run");
+}
+
+#[test]
 fn lock_attempts_are_counted_acquired_refused_and_lost() {
     let recorder = DebuggingRecorder::new();
     let snapshotter = recorder.snapshotter();

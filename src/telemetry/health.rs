@@ -26,6 +26,11 @@ static LAST_CALCULATION_NANOS: AtomicU64 = AtomicU64::new(0);
 /// One calculator's health handles, registered with the recorder that is
 /// current when the calculator is built (so the event path formats no name
 /// and looks nothing up). Empty without the `metrics` feature.
+///
+/// The event path writes no shared memory per event: skip decisions are
+/// counted locally and, with the staleness gauge, published at most once per
+/// second of the calculator's clock, every 256 skips, at every decision to
+/// compute (or error), and when the calculator is dropped.
 pub(crate) struct CalculatorTelemetry {
     #[cfg(feature = "metrics")]
     compute: metrics::Counter,
@@ -35,6 +40,12 @@ pub(crate) struct CalculatorTelemetry {
     error: metrics::Counter,
     #[cfg(feature = "metrics")]
     since_calculation: metrics::Gauge,
+    /// Skip decisions not yet added to `skip`.
+    #[cfg(feature = "metrics")]
+    pending_skips: u64,
+    /// The clock reading from which the next event publishes.
+    #[cfg(feature = "metrics")]
+    next_publish: Duration,
 }
 
 impl std::fmt::Debug for CalculatorTelemetry {
@@ -43,6 +54,9 @@ impl std::fmt::Debug for CalculatorTelemetry {
             .finish_non_exhaustive()
     }
 }
+
+#[cfg(feature = "metrics")]
+const PUBLISH_EVERY_SKIPS: u64 = 256;
 
 impl CalculatorTelemetry {
     /// Registers the decision counters of `strategy` and the staleness gauge.
@@ -56,6 +70,8 @@ impl CalculatorTelemetry {
                 skip: decision("skip"),
                 error: decision("error"),
                 since_calculation: metrics::gauge!(names::SECONDS_SINCE_CALCULATION),
+                pending_skips: 0,
+                next_publish: Duration::ZERO,
             }
         }
         #[cfg(not(feature = "metrics"))]
@@ -67,32 +83,62 @@ impl CalculatorTelemetry {
 
     /// Counts one scheduling decision by its outcome.
     #[inline]
-    pub(crate) fn decision<E>(&self, decision: &Result<Decision, E>) {
+    pub(crate) fn decision<E>(&mut self, decision: &Result<Decision, E>) {
         #[cfg(feature = "metrics")]
         match decision {
-            Ok(Decision::Skip) => self.skip.increment(1),
-            Ok(_) => self.compute.increment(1),
-            Err(_) => self.error.increment(1),
+            Ok(Decision::Skip) => self.pending_skips += 1,
+            Ok(_) => {
+                self.publish_skips();
+                self.compute.increment(1);
+            }
+            Err(_) => {
+                self.publish_skips();
+                self.error.increment(1);
+            }
         }
         #[cfg(not(feature = "metrics"))]
         let _ = decision;
     }
 
-    /// Sets the seconds since the latest calculation in this process, as of
-    /// an event processed at `now` (nothing before the first calculation).
+    /// Called for every event processed at `now`: publishes the pending
+    /// skips and the seconds since the latest calculation in this process
+    /// when a second has passed since the last publication (or 256 skips
+    /// are pending).
     #[inline]
-    pub(crate) fn event(&self, now: Duration) {
+    pub(crate) fn event(&mut self, now: Duration) {
         #[cfg(feature = "metrics")]
-        {
-            let last = LAST_CALCULATION_NANOS.load(Ordering::Relaxed);
-            if last != 0 {
-                let now = u64::try_from(now.as_nanos()).unwrap_or(u64::MAX);
-                self.since_calculation
-                    .set(now.saturating_sub(last) as f64 / 1e9);
-            }
+        if now >= self.next_publish || self.pending_skips >= PUBLISH_EVERY_SKIPS {
+            self.publish(now);
         }
         #[cfg(not(feature = "metrics"))]
         let _ = now;
+    }
+
+    #[cfg(feature = "metrics")]
+    #[cold]
+    fn publish(&mut self, now: Duration) {
+        self.publish_skips();
+        self.next_publish = now + Duration::from_secs(1);
+        let last = LAST_CALCULATION_NANOS.load(Ordering::Relaxed);
+        if last != 0 {
+            let now = u64::try_from(now.as_nanos()).unwrap_or(u64::MAX);
+            self.since_calculation
+                .set(now.saturating_sub(last) as f64 / 1e9);
+        }
+    }
+
+    #[cfg(feature = "metrics")]
+    fn publish_skips(&mut self) {
+        if self.pending_skips > 0 {
+            self.skip.increment(std::mem::take(&mut self.pending_skips));
+        }
+    }
+}
+
+#[cfg(feature = "metrics")]
+impl Drop for CalculatorTelemetry {
+    fn drop(&mut self) {
+        self.publish_skips();
     }
 }
 

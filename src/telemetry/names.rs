@@ -8,7 +8,9 @@ use metrics::Unit;
 use crate::metric::{names, Category};
 
 /// Composite scheduling decisions, a counter labelled `strategy` (the
-/// scheduler's name) and `outcome` (`compute`, `skip` or `error`).
+/// scheduler's name) and `outcome` (`compute`, `skip` or `error`). Skips are
+/// counted per calculator and added at most once per second of its clock,
+/// every 256 skips, at its next decision to compute, and when it is dropped.
 pub const DECISIONS: &str = "composite_metrics_decisions_total";
 /// Composite lock attempts and releases, a counter labelled `strategy` and
 /// `result`: `acquired`, `refused` (another worker holds the lock or computed
@@ -17,9 +19,9 @@ pub const LOCKS: &str = "composite_metrics_lock_total";
 /// Time one composite calculation took (reading its inputs and scoring), a
 /// histogram in seconds of real time.
 pub const CALCULATION_SECONDS: &str = "composite_metrics_calculation_seconds";
-/// Seconds between the latest event a calculator processed and the latest
-/// composite calculation started in this process, by the calculators' clocks;
-/// a gauge, set on every event (it reads 0 until the first calculation).
+/// Seconds between an event and the latest composite calculation started in
+/// this process, by the calculators' clocks; a gauge each calculator sets at
+/// most once per second of its clock (it reads 0 until the first calculation).
 pub const SECONDS_SINCE_CALCULATION: &str = "composite_metrics_seconds_since_last_calculation";
 /// Backend failures, a counter labelled `kind` (`timeout`, `connection`,
 /// `capacity`, `config`, `other`).
