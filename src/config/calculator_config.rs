@@ -14,7 +14,7 @@ use crate::state::StateBackend;
 /// A calculator's scheduler and state backend, as written in a
 /// configuration file: a `[scheduler]` table (a [`StrategyConfig`]), a
 /// `[memory]` table (a [`MemoryConfigSpec`]), and with feature `redis` an
-/// optional `[redis]` table (a [`RedisConfigSpec`] with its `url`) that,
+/// optional `[redis]` table (a `RedisConfigSpec` with its `url`) that,
 /// when present, replaces the memory backend. Every table and field is
 /// optional; unknown ones are rejected.
 ///

@@ -12,14 +12,14 @@
 //! | `composite_metrics_backend_errors_total` | counter | `kind` |
 //! | `composite_metrics_sink_errors_total` | counter | `sink` |
 //!
-//! and [`MetricsSink`](crate::sink::MetricsSink) exports the derived metrics.
+//! and `sink::MetricsSink` exports the derived metrics.
 //! Each calculator counts its skip decisions locally and publishes them, with
 //! the staleness gauge, at most once per second of its clock (also every 256
 //! skips, at each decision to compute, and when it is dropped), so the event
 //! path writes no shared memory per event.
 //! Handles are registered with the recorder that is current when a
 //! calculator (or sink) is built: install the recorder first, then call
-//! [`describe`] and build. Without the feature every emission compiles to
+//! `describe()` and build. Without the feature every emission compiles to
 //! nothing.
 
 #[cfg(feature = "metrics")]
