@@ -247,9 +247,7 @@ fn skips_are_published_once_per_clock_second_and_when_the_calculator_is_dropped(
     };
     metrics::with_local_recorder(&recorder, || {
         let clock = at(5_000);
-        let mut calc = MetricsCalculator::builder()
-            .clock(clock.clone())
-            .build()?;
+        let mut calc = MetricsCalculator::builder().clock(clock.clone()).build()?;
         for _ in 0..10 {
             calc.process(&Event::tool_use("s1", "bash"))?;
         }
