@@ -102,6 +102,39 @@ pub enum ConfigError {
         /// The allowed range.
         reason: &'static str,
     },
+    /// A required parameter is absent.
+    #[error("`{field}` is required")]
+    Missing {
+        /// The parameter's name.
+        field: &'static str,
+    },
+    /// A strategy name that is not one of
+    /// [`StrategyConfig::NAMES`](crate::config::StrategyConfig::NAMES).
+    #[error(
+        "unknown strategy `{name}`; known: {}",
+        crate::config::StrategyConfig::NAMES.join(", ")
+    )]
+    UnknownStrategy {
+        /// The name given.
+        name: String,
+    },
+    /// A configuration document could not be read: bad syntax, an unknown
+    /// field or table, an unknown strategy, or a value of the wrong type. The
+    /// message is the parser's, naming the field and its line.
+    #[error("{message}")]
+    Parse {
+        /// What the parser reported.
+        message: String,
+    },
+}
+
+impl ConfigError {
+    #[cfg(feature = "toml")]
+    pub(crate) fn parse(e: impl std::fmt::Display) -> Self {
+        Self::Parse {
+            message: e.to_string(),
+        }
+    }
 }
 
 /// A state backend could not carry out an operation. What it concerned was not recorded.

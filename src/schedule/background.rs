@@ -344,6 +344,7 @@ impl Worker {
             }
             Ok(Err(e)) => {
                 self.counters.errors.fetch_add(1, Ordering::Relaxed);
+                crate::telemetry::backend_error(&e);
                 log::warn!("background composite run failed: {e}");
                 0
             }
@@ -367,6 +368,7 @@ impl Worker {
                 self.config.lease,
                 self.config.min_interval(),
             )?;
+            crate::telemetry::lock_attempt("background", &outcome);
             let LockOutcome::Acquired { generation: g } = outcome else {
                 return Ok(0);
             };
@@ -376,6 +378,7 @@ impl Worker {
         let result = self.compute_all(generation);
         if self.config.coordinated && !backend.unlock(Scope::Global, self.token)? {
             self.counters.leases_lost.fetch_add(1, Ordering::Relaxed);
+            crate::telemetry::lease_lost("background");
         }
         result
     }
@@ -429,6 +432,7 @@ impl Worker {
         }
         if let Err(e) = self.env.record(metrics) {
             self.counters.errors.fetch_add(1, Ordering::Relaxed);
+            crate::telemetry::sink_error(&e);
             log::warn!("background composite could not be recorded: {e}");
         }
     }

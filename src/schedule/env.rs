@@ -88,6 +88,7 @@ impl SchedulerEnv {
         scope: Scope<'_>,
         session: Option<&Arc<str>>,
     ) -> Result<Option<Metric>, BackendError> {
+        let _timer = crate::telemetry::CalculationTimer::start(&*self.inner.clock);
         let inputs = self.inner.state.composite_inputs(scope)?;
         Ok(self.inner.weights.score(&inputs).map(|score| {
             let metric = Metric::new(

@@ -159,6 +159,7 @@ impl CompositeScheduler for HybridLock {
         if let Some(token) = ticket.lock() {
             if !ctx.backend.unlock(ctx.state_scope(), token)? {
                 self.stats.leases_lost += 1;
+                crate::telemetry::lease_lost("hybrid-lock");
             }
         }
         Ok(())
@@ -187,6 +188,7 @@ fn due(
         config.lease(),
         config.min_interval(),
     )?;
+    crate::telemetry::lock_attempt("hybrid-lock", &outcome);
     if let LockOutcome::Acquired { generation } = outcome {
         stats.locks_acquired += 1;
         *worker = WorkerState::knowing_of(now, config);

@@ -4,6 +4,8 @@ mod callback;
 mod fenced;
 mod memory;
 mod metric_sink;
+#[cfg(feature = "metrics")]
+mod metrics_export;
 #[cfg(feature = "redis")]
 mod redis;
 mod series_key;
@@ -12,6 +14,8 @@ pub use self::callback::CallbackSink;
 pub use self::fenced::Fenced;
 pub use self::memory::MemorySink;
 pub use self::metric_sink::MetricSink;
+#[cfg(feature = "metrics")]
+pub use self::metrics_export::MetricsSink;
 #[cfg(feature = "redis")]
 pub use self::redis::RedisSink;
 pub use self::series_key::SeriesKey;
