@@ -20,6 +20,9 @@ pub struct TestPki {
     pub stranger_cert: PathBuf,
     pub stranger_key: PathBuf,
     pub other_ca: PathBuf,
+    /// A server certificate signed by the CA for `elsewhere.test` only.
+    pub misnamed_cert: PathBuf,
+    pub misnamed_key: PathBuf,
 }
 
 fn ca(name: &str) -> (Certificate, KeyPair) {
@@ -83,8 +86,16 @@ impl TestPki {
         );
         let (stranger_cert, stranger_key) =
             leaf("stranger", &[], ExtendedKeyUsagePurpose::ClientAuth, &other);
+        let (misnamed_cert, misnamed_key) = leaf(
+            "elsewhere",
+            &["elsewhere.test"],
+            ExtendedKeyUsagePurpose::ServerAuth,
+            &ca_pair,
+        );
         Self {
             dir: dir.to_owned(),
+            misnamed_cert: write(dir, "misnamed.pem", &misnamed_cert),
+            misnamed_key: write(dir, "misnamed.key", &misnamed_key),
             ca: write(dir, "ca.pem", &ca_pair.0.pem()),
             server_cert: write(dir, "server.pem", &server_cert),
             server_key: write(dir, "server.key", &server_key),

@@ -77,14 +77,21 @@ pub struct RedisConfig {
     connect_timeout: Duration,
     read_timeout: Duration,
     write_timeout: Duration,
+    /// Boxed: most configurations have none, and the struct stays small.
     #[cfg(feature = "tls")]
-    tls_ca_file: Option<PathBuf>,
-    #[cfg(feature = "tls")]
-    tls_client_cert: Option<(PathBuf, PathBuf)>,
+    tls: Option<Box<TlsFiles>>,
     session_ttl: Duration,
     window_ttl: Duration,
     max_sessions: usize,
     max_tools: usize,
+}
+
+/// The TLS files of a [`RedisConfig`].
+#[cfg(feature = "tls")]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+struct TlsFiles {
+    ca_file: Option<PathBuf>,
+    client_cert: Option<(PathBuf, PathBuf)>,
 }
 
 impl Default for RedisConfig {
@@ -95,9 +102,7 @@ impl Default for RedisConfig {
             read_timeout: Duration::from_millis(500),
             write_timeout: Duration::from_millis(500),
             #[cfg(feature = "tls")]
-            tls_ca_file: None,
-            #[cfg(feature = "tls")]
-            tls_client_cert: None,
+            tls: None,
             session_ttl: Duration::from_secs(24 * 3600),
             window_ttl: Duration::from_secs(24 * 3600),
             max_sessions: 1_000_000,
@@ -147,7 +152,7 @@ impl RedisConfig {
     /// [`BackendError::Tls`](crate::BackendError::Tls).
     #[cfg(feature = "tls")]
     pub fn with_tls_ca_file(mut self, path: impl Into<PathBuf>) -> Self {
-        self.tls_ca_file = Some(path.into());
+        self.tls.get_or_insert_with(Box::default).ca_file = Some(path.into());
         self
     }
 
@@ -160,20 +165,22 @@ impl RedisConfig {
         cert: impl Into<PathBuf>,
         key: impl Into<PathBuf>,
     ) -> Self {
-        self.tls_client_cert = Some((cert.into(), key.into()));
+        self.tls.get_or_insert_with(Box::default).client_cert = Some((cert.into(), key.into()));
         self
     }
 
     /// The CA file, if set.
     #[cfg(feature = "tls")]
     pub fn tls_ca_file(&self) -> Option<&Path> {
-        self.tls_ca_file.as_deref()
+        self.tls.as_ref()?.ca_file.as_deref()
     }
 
     /// The client certificate and key files, if set.
     #[cfg(feature = "tls")]
     pub fn tls_client_cert(&self) -> Option<(&Path, &Path)> {
-        self.tls_client_cert
+        self.tls
+            .as_ref()?
+            .client_cert
             .as_ref()
             .map(|(c, k)| (c.as_path(), k.as_path()))
     }

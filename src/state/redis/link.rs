@@ -5,8 +5,8 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use ::redis::{
-    Client, Cmd, Connection, ConnectionAddr, ConnectionInfo, ConnectionLike, ErrorKind,
-    IntoConnectionInfo, RedisConnectionInfo, RedisError, ServerErrorKind, Value,
+    Client, Cmd, Connection, ConnectionInfo, ConnectionLike, ErrorKind, IntoConnectionInfo,
+    RedisConnectionInfo, RedisError, ServerErrorKind, Value,
 };
 use parking_lot::Mutex;
 
@@ -179,6 +179,13 @@ impl Link {
     pub(crate) fn open(url: &str, config: RedisConfig) -> Result<Self, BackendError> {
         const OP: &str = "connect";
         config.validate().map_err(BackendError::InvalidConfig)?;
+        if cfg!(not(feature = "tls")) && (url.starts_with("rediss:") || url.starts_with("valkeys:"))
+        {
+            return Err(BackendError::InvalidConfig(ConfigError::OutOfRange {
+                field: "url",
+                reason: "a `rediss://` URL needs the crate's `tls` feature",
+            }));
+        }
         let info = url.into_connection_info().map_err(|e| map_error(OP, e))?;
         let redis = info.redis_settings();
         let mut handshake = Vec::new();
@@ -418,9 +425,9 @@ impl Link {
 /// URL (feature `tls`).
 fn client_for(info: ConnectionInfo, config: &RedisConfig) -> Result<Client, BackendError> {
     const OP: &str = "connect";
-    let tls_url = matches!(info.addr(), ConnectionAddr::TcpTls { .. });
     #[cfg(feature = "tls")]
     {
+        let tls_url = matches!(info.addr(), ::redis::ConnectionAddr::TcpTls { .. });
         let has_files = config.tls_ca_file().is_some() || config.tls_client_cert().is_some();
         if has_files && !tls_url {
             return Err(BackendError::InvalidConfig(ConfigError::OutOfRange {
@@ -432,13 +439,8 @@ fn client_for(info: ConnectionInfo, config: &RedisConfig) -> Result<Client, Back
             return tls_client(info, config);
         }
     }
-    if tls_url && cfg!(not(feature = "tls")) {
-        let _ = config;
-        return Err(BackendError::InvalidConfig(ConfigError::OutOfRange {
-            field: "url",
-            reason: "a `rediss://` URL needs the crate's `tls` feature",
-        }));
-    }
+    #[cfg(not(feature = "tls"))]
+    let _ = config;
     Client::open(info).map_err(|e| map_error(OP, e))
 }
 
@@ -516,7 +518,14 @@ pub(crate) fn map_error(op: &'static str, e: RedisError) -> BackendError {
 /// server asking for a client certificate, ...).
 #[cfg(feature = "tls")]
 fn tls_error(e: &RedisError) -> Option<Box<dyn std::error::Error + Send + Sync>> {
-    let io = std::error::Error::source(e)?.downcast_ref::<io::Error>()?;
+    type Shared = std::sync::Arc<dyn std::error::Error + Send + Sync>;
+    // The client library keeps an I/O error as `Arc<dyn Error>` and gives
+    // that `Arc` as the source.
+    let source = std::error::Error::source(e)?;
+    let io = match source.downcast_ref::<Shared>() {
+        Some(shared) => shared.downcast_ref::<io::Error>()?,
+        None => source.downcast_ref::<io::Error>()?,
+    };
     let inner = io.get_ref()?;
     let tls = inner.downcast_ref::<rustls::Error>()?;
     Some(Box::new(tls.clone()))
