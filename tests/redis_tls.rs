@@ -6,7 +6,7 @@
 
 mod support;
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use composite_metrics::state::{RedisConfig, RedisState, Scope, StateBackend};
 use composite_metrics::{
@@ -160,4 +160,29 @@ fn credentials_over_tls() {
         .record(&event("s", true), Duration::from_secs(1))
         .unwrap();
     assert_eq!(state.composite_inputs(Scope::Global).unwrap().tool_runs, 1);
+}
+
+#[test]
+fn connecting_over_tls_to_a_stopped_server_returns_within_the_connect_timeout() {
+    let pki = TestPki::generate_temp();
+    let server = RedisServer::start_tls(pki.server_options(false), &[]);
+    let cfg = config("tls").with_tls_ca_file(&pki.ca);
+    // Connected once, so the server is known to work.
+    drop(RedisState::connect(&server.tls_url(), cfg.clone()).unwrap());
+    let stopped = server.stop();
+    let started = Instant::now();
+    // The TLS handshake gets no answer.
+    let err = RedisState::connect(&server.tls_url(), cfg.clone()).unwrap_err();
+    let took = started.elapsed();
+    let bound = cfg.connect_timeout();
+    assert!(
+        took <= bound + bound / 10,
+        "took {took:?}; bound {bound:?} + 10 %"
+    );
+    assert!(
+        matches!(err, BackendError::Timeout { op: "connect" }),
+        "{err:?}"
+    );
+    drop(stopped);
+    RedisState::connect(&server.tls_url(), cfg).unwrap();
 }

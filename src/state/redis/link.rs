@@ -139,10 +139,13 @@ pub(crate) struct Exchange<'a> {
 }
 
 impl Exchange<'_> {
-    /// Sends `bytes` (one or more packed commands).
+    /// Sends `bytes` (one or more packed commands). The read timeout is set
+    /// too: over TLS a write can read (the handshake, on the first send of
+    /// a new connection, whose socket comes without timeouts).
     fn send(&mut self, bytes: &[u8]) -> Result<(), RedisError> {
         let d = left(self.deadline)?;
         self.open.set_write(d.min(self.write_timeout))?;
+        self.open.set_read(d)?;
         self.open.con.send_packed_command(bytes)
     }
 
