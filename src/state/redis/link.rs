@@ -181,6 +181,7 @@ impl Link {
     /// timeout.
     pub(crate) fn open(url: &str, config: RedisConfig) -> Result<Self, BackendError> {
         const OP: &str = "connect";
+        let deadline = Instant::now() + config.connect_timeout();
         config.validate().map_err(BackendError::InvalidConfig)?;
         if cfg!(not(feature = "tls")) && (url.starts_with("rediss:") || url.starts_with("valkeys:"))
         {
@@ -224,7 +225,6 @@ impl Link {
             con: Mutex::new(None),
             reconnects: AtomicU64::new(0),
         };
-        let deadline = Instant::now() + link.config.connect_timeout();
         let open = link.connect(deadline)?;
         *link.con.lock() = Some(open);
         Ok(link)
