@@ -89,10 +89,10 @@ struct Open {
     write: Option<Duration>,
 }
 
-/// A socket timeout already set at most this much above the wanted one is
+/// A socket timeout already set within this much of the wanted one is
 /// kept: on the usual path (a short request sent without blocking) this
-/// saves two system calls per request, and stretches no wait by more than
-/// this.
+/// saves two system calls per request, and moves no wait by more than this
+/// (a wait may end this much early, or late).
 const TIMEOUT_SLACK: Duration = Duration::from_millis(1);
 
 impl Open {
@@ -114,7 +114,7 @@ impl Open {
 }
 
 fn keeps(current: Option<Duration>, want: Duration) -> bool {
-    current.is_some_and(|c| c >= want && c - want <= TIMEOUT_SLACK)
+    current.is_some_and(|c| c.abs_diff(want) <= TIMEOUT_SLACK)
 }
 
 /// The time left until `deadline`, or a timeout error when none is left.
