@@ -369,3 +369,40 @@ fn a_tls_url_without_the_feature_or_tls_files_without_a_tls_url_are_config_error
         );
     }
 }
+
+#[test]
+fn threads_sharing_a_state_each_return_within_connect_plus_read() {
+    let server = RedisServer::start();
+    let state = Arc::new(RedisState::connect(&server.url(), config("shared")).unwrap());
+    state
+        .record(&event("s"), Duration::from_secs(1_700_000_000))
+        .unwrap();
+    let stopped = server.stop();
+    // Three calls queue for the one connection: the first times out on it,
+    // the next must reconnect; none may wait for the others' full timeouts.
+    let threads: Vec<_> = (0..3)
+        .map(|i| {
+            let state = Arc::clone(&state);
+            std::thread::spawn(move || {
+                let started = Instant::now();
+                let res =
+                    state.record(&event(&format!("t{i}")), Duration::from_secs(1_700_000_001));
+                (started.elapsed(), res.map(|_| ()))
+            })
+        })
+        .collect();
+    for t in threads {
+        let (took, res) = t.join().unwrap();
+        let bound = CONNECT_TIMEOUT + READ_TIMEOUT;
+        assert!(
+            took <= within(bound),
+            "a call on a shared state took {took:?}; the bound is {bound:?} + 10 %"
+        );
+        let err = res.unwrap_err();
+        assert!(matches!(err, BackendError::Timeout { .. }), "{err:?}");
+    }
+    drop(stopped);
+    state
+        .record(&event("s"), Duration::from_secs(1_700_000_002))
+        .unwrap();
+}
