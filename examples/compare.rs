@@ -59,6 +59,8 @@ STRATEGIES:
     --tick S              Coalesce timer tick [1]
     --interval S          Background interval [30]
     --no-coordination     Background without cluster coordination
+    --strategy-file FILE  run the strategies of a TOML file of [[strategies]]
+                          tables instead (see the README's Configuration)
 
 REAL TIME:
     --time-scale F        run in real time on the system clock, every duration
@@ -83,6 +85,7 @@ struct Options {
     seed: u64,
     calc_ms: f64,
     strategies: Vec<String>,
+    from_file: Option<Vec<Strategy>>,
     period: u64,
     every: u64,
     hybrid: HybridLockConfig,
@@ -110,6 +113,7 @@ impl Default for Options {
                 .iter()
                 .map(|s| s.name().to_owned())
                 .collect(),
+            from_file: None,
             period: 10,
             every: 100,
             hybrid: HybridLockConfig::default(),
@@ -191,6 +195,7 @@ fn parse_args(args: &[String]) -> Result<Option<Options>, String> {
                     o.strategies.push(name.to_owned());
                 }
             }
+            "--strategy-file" => o.from_file = Some(strategy_file(&value(flag)?)?),
             "--period" => o.period = number(&value(flag)?, flag)?,
             "--every" => o.every = number(&value(flag)?, flag)?,
             "--max-staleness" => {
@@ -404,7 +409,18 @@ fn run(o: &Options) -> Result<(), Box<dyn std::error::Error>> {
     Ok(())
 }
 
+/// The `[[strategies]]` of a TOML file, validated.
+fn strategy_file(path: &str) -> Result<Vec<Strategy>, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("{path}: {e}"))?;
+    let list: composite_metrics::config::StrategyList =
+        toml::from_str(&text).map_err(|e| format!("{path}: {e}"))?;
+    list.sim_strategies().map_err(|e| format!("{path}: {e}"))
+}
+
 fn strategies(o: &Options) -> Result<Vec<Strategy>, SimError> {
+    if let Some(list) = &o.from_file {
+        return Ok(list.clone());
+    }
     let hybrid = o.hybrid;
     hybrid.validate()?;
     let background = BackgroundConfig::default()

@@ -102,13 +102,54 @@ pub enum ConfigError {
         /// The allowed range.
         reason: &'static str,
     },
+    /// A required parameter is absent.
+    #[error("`{field}` is required")]
+    Missing {
+        /// The parameter's name.
+        field: &'static str,
+    },
+    /// A strategy name that is not one of
+    /// [`StrategyConfig::NAMES`](crate::config::StrategyConfig::NAMES).
+    #[error(
+        "unknown strategy `{name}`; known: {}",
+        crate::config::StrategyConfig::NAMES.join(", ")
+    )]
+    UnknownStrategy {
+        /// The name given.
+        name: String,
+    },
+    /// A configuration document could not be read: bad syntax, an unknown
+    /// field or table, an unknown strategy, or a value of the wrong type. The
+    /// message is the parser's, naming the field and its line.
+    #[error("{message}")]
+    Parse {
+        /// What the parser reported.
+        message: String,
+    },
 }
 
-/// A state backend could not carry out an operation. What it concerned was not recorded.
+impl ConfigError {
+    #[cfg(feature = "toml")]
+    pub(crate) fn parse(e: impl std::fmt::Display) -> Self {
+        Self::Parse {
+            message: e.to_string(),
+        }
+    }
+}
+
+/// A state backend could not carry out an operation. What it concerned was not recorded,
+/// except where a variant says it may have been (see [`Timeout`](Self::Timeout)).
+///
+/// [`is_retryable`](Self::is_retryable) tells whether the same call may succeed if tried
+/// again later; each variant's docs say whether such a retry is also safe (cannot count an
+/// event twice).
 #[derive(Debug, Error)]
 #[non_exhaustive]
 pub enum BackendError {
     /// A bounded table is full; the event was rejected rather than silently dropped.
+    ///
+    /// Nothing was recorded. Not retryable: the same call fails again until the table
+    /// has room (sessions expire, or the limit is raised).
     #[error("capacity exceeded: more than {limit} distinct {what}")]
     CapacityExceeded {
         /// What the table holds.
@@ -128,13 +169,19 @@ pub enum BackendError {
     /// Events without an id may be counted twice by a retry.
     #[error("backend operation `{op}` timed out")]
     Timeout {
-        /// The operation.
+        /// The operation (`connect` when opening the connection timed out).
         op: &'static str,
     },
     /// The backend's configuration was rejected before connecting.
+    ///
+    /// Nothing was sent. Not retryable: fix the configuration.
     #[error("invalid backend configuration: {0}")]
     InvalidConfig(#[source] ConfigError),
-    /// The backend could not be reached.
+    /// The backend could not be reached, or the connection broke.
+    ///
+    /// Retryable. When the connection could not be opened (refused, unreachable), nothing
+    /// was sent and a retry is safe. When an open connection broke while a request was in
+    /// flight, the request may have been applied, as after a [`Timeout`](Self::Timeout).
     #[error("backend connection failed during `{op}`: {source}")]
     Connection {
         /// The operation.
@@ -176,7 +223,45 @@ pub enum BackendError {
         /// The operation.
         op: &'static str,
     },
+    /// The server is starting and still loading its data set (Redis `LOADING`).
+    ///
+    /// The server refused the request before running it, so nothing was applied. Retryable
+    /// and safe to retry, after a pause: loading a large data set can take minutes.
+    #[error("backend is loading its data set; operation `{op}` was refused and can be retried")]
+    Loading {
+        /// The operation.
+        op: &'static str,
+    },
+    /// The server refused the credentials: a password is required and none was given
+    /// (Redis `NOAUTH`), or the user name or password is wrong (`WRONGPASS`), or a
+    /// password was given to a server that has none.
+    ///
+    /// Reported when connecting. Nothing was applied. Not retryable: fix the credentials.
+    #[error("backend authentication failed during `{op}`: {source}")]
+    Auth {
+        /// The operation.
+        op: &'static str,
+        /// The server's answer.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// A TLS connection could not be set up: the server's certificate is not signed by the
+    /// configured CA or does not name the host, the server requires a client certificate
+    /// and none (or an unknown one) was given, or a certificate or key file could not be
+    /// read or parsed. The source names the problem.
+    ///
+    /// Reported when connecting. Nothing was applied. Not retryable: fix the certificates.
+    #[error("backend TLS failed during `{op}`: {source}")]
+    Tls {
+        /// The operation.
+        op: &'static str,
+        /// The underlying error.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
     /// The backend answered with an error or an unexpected reply.
+    ///
+    /// Not retryable: the same request would fail the same way.
     #[error("backend error during `{op}`: {source}")]
     Other {
         /// The operation.
@@ -185,6 +270,42 @@ pub enum BackendError {
         #[source]
         source: Box<dyn std::error::Error + Send + Sync>,
     },
+}
+
+impl BackendError {
+    /// Whether the same call may succeed if tried again later: `true` for
+    /// [`Timeout`](Self::Timeout), [`Connection`](Self::Connection),
+    /// [`Loading`](Self::Loading), [`StateReset`](Self::StateReset) (the next
+    /// call works on the fresh state) and [`OutOfMemory`](Self::OutOfMemory)
+    /// (once the server has memory again), `false` for every other variant.
+    ///
+    /// Retryable does not mean the failed attempt left no trace: after a timeout or a
+    /// connection that broke mid-request, the request may have been applied (see
+    /// [`Timeout`](Self::Timeout)).
+    ///
+    /// ```
+    /// use composite_metrics::BackendError;
+    ///
+    /// assert!(BackendError::Timeout { op: "record" }.is_retryable());
+    /// assert!(BackendError::Loading { op: "record" }.is_retryable());
+    /// let full = BackendError::CapacityExceeded { what: "sessions", limit: 10 };
+    /// assert!(!full.is_retryable());
+    /// ```
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            Self::Timeout { .. }
+            | Self::Connection { .. }
+            | Self::Loading { .. }
+            | Self::StateReset { .. }
+            | Self::OutOfMemory { .. } => true,
+            Self::CapacityExceeded { .. }
+            | Self::InvalidConfig(_)
+            | Self::WrongType { .. }
+            | Self::Auth { .. }
+            | Self::Tls { .. }
+            | Self::Other { .. } => false,
+        }
+    }
 }
 
 /// A metric sink could not record a batch of metrics.

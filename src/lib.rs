@@ -34,6 +34,7 @@
 
 pub mod calculator;
 pub mod clock;
+pub mod config;
 mod error;
 pub mod event;
 pub mod metric;
@@ -42,6 +43,7 @@ pub mod score;
 pub mod sim;
 pub mod sink;
 pub mod state;
+pub mod telemetry;
 pub mod window;
 
 pub use crate::calculator::{Builder, Delivery, MetricsCalculator, Stats};

@@ -16,10 +16,11 @@ use composite_metrics::clock::{Clock, ManualClock};
 use composite_metrics::event::MAX_DURATION_MS;
 use composite_metrics::state::{
     LockOutcome, LockToken, MemoryConfig, Observation, RedisConfig, RedisState, Scope,
+    SessionCursor,
 };
 use composite_metrics::{
-    BackendError, Error, Event, EventError, EventType, HybridLock, HybridLockConfig, MemoryState,
-    MetricsCalculator, StateBackend,
+    BackendError, Coalesce, CoalesceConfig, Error, Event, EventError, EventType, HybridLock,
+    HybridLockConfig, MemoryState, MetricsCalculator, StateBackend,
 };
 use proptest::prelude::*;
 use support::RedisServer;
@@ -151,6 +152,14 @@ fn close(a: Duration, b: Duration, slack: Duration) -> bool {
 }
 
 // ---------------------------------------------------------------- the contract
+
+/// The fencing generation of an acquisition; panics on any other outcome.
+fn acquired(outcome: LockOutcome) -> u64 {
+    match outcome {
+        LockOutcome::Acquired { generation } => generation,
+        other => panic!("expected Acquired, got {other:?}"),
+    }
+}
 
 fn latency_window_keeps_duplicates(f: &Fixture) {
     let b = f.handle();
@@ -404,10 +413,7 @@ fn g1_g4_lock_and_marker(f: &Fixture) {
     let lease = Duration::from_millis(100);
     let min = Duration::from_millis(200);
     assert_eq!(a.last_computed(Scope::Global).unwrap(), None);
-    assert_eq!(
-        a.try_lock(Scope::Global, ta, lease, min).unwrap(),
-        LockOutcome::Acquired
-    );
+    let gen1 = acquired(a.try_lock(Scope::Global, ta, lease, min).unwrap());
     match b.try_lock(Scope::Global, tb, lease, min).unwrap() {
         LockOutcome::Held {
             since_last: Some(d),
@@ -431,15 +437,12 @@ fn g1_g4_lock_and_marker(f: &Fixture) {
         "{since:?}"
     );
     f.pass(Duration::from_millis(160));
-    assert_eq!(
-        b.try_lock(Scope::Global, tb, lease, min).unwrap(),
-        LockOutcome::Acquired
-    );
+    let gen2 = acquired(b.try_lock(Scope::Global, tb, lease, min).unwrap());
+    // Fencing: a later acquisition of the scope has a larger generation.
+    assert!(gen2 > gen1, "{gen1} then {gen2}");
     // Scopes are independent.
-    assert_eq!(
-        a.try_lock(Scope::Session("s1"), ta, lease, min).unwrap(),
-        LockOutcome::Acquired
-    );
+    let gen3 = acquired(a.try_lock(Scope::Session("s1"), ta, lease, min).unwrap());
+    assert!(gen3 > 0);
     assert!(matches!(
         b.try_lock(Scope::Session("s1"), tb, lease, min).unwrap(),
         LockOutcome::Held { .. }
@@ -456,10 +459,7 @@ fn g5_safe_release(f: &Fixture) {
     let (ta, tb) = (LockToken::from_u64(10), LockToken::from_u64(20));
     let lease = Duration::from_millis(100);
     let min = Duration::from_millis(100);
-    assert_eq!(
-        a.try_lock(Scope::Global, ta, lease, min).unwrap(),
-        LockOutcome::Acquired
-    );
+    let gen4 = acquired(a.try_lock(Scope::Global, ta, lease, min).unwrap());
     assert!(
         !b.unlock(Scope::Global, tb).unwrap(),
         "a stranger released the lock"
@@ -470,10 +470,8 @@ fn g5_safe_release(f: &Fixture) {
     ));
     // a's lease runs out; b takes the lock; a's late release must not free it.
     f.pass(Duration::from_millis(150));
-    assert_eq!(
-        b.try_lock(Scope::Global, tb, lease, min).unwrap(),
-        LockOutcome::Acquired
-    );
+    let gen5 = acquired(b.try_lock(Scope::Global, tb, lease, min).unwrap());
+    assert!(gen5 > gen4, "the next holder's generation {gen5} <= {gen4}");
     assert!(
         !a.unlock(Scope::Global, ta).unwrap(),
         "an expired holder released"
@@ -720,6 +718,191 @@ fn edges_give_the_same_answers(f: &Fixture) {
     assert_eq!((l.avg, l.p99), (MAX_DURATION_MS, MAX_DURATION_MS));
 }
 
+/// Paged listing: every live session once or more, in pages of about the
+/// limit; inputs of many sessions equal the one-by-one reads.
+fn paged_listing_and_session_inputs(f: &Fixture) {
+    let b = f.handle();
+    let ids: Vec<String> = (0..2_500).map(|i| format!("p{i}")).collect();
+    let mut out = Vec::new();
+    for chunk in ids.chunks(500) {
+        let events: Vec<Event> = chunk
+            .iter()
+            .enumerate()
+            .map(|(i, id)| tool(id, "bash").with_success(i % 3 == 0))
+            .collect();
+        b.record_batch(&events, f.now(), &mut out).unwrap();
+    }
+    b.record(&edit("p1", true), f.now()).unwrap();
+    let (mut cursor, mut listed, mut pages) = (None, Vec::new(), 0);
+    loop {
+        let page = b.active_sessions_page(cursor, 100).unwrap();
+        pages += 1;
+        // ZSCAN's count is a hint: allow a little over.
+        assert!(page.sessions.len() <= 200, "{}", page.sessions.len());
+        listed.extend(page.sessions);
+        match page.next {
+            Some(next) => cursor = Some(next),
+            None => break,
+        }
+        assert!(pages < 1_000, "the listing does not end");
+    }
+    assert!(pages >= 10, "{pages} pages of at most about 100 for 2500");
+    let unique: std::collections::HashSet<Arc<str>> = listed.iter().cloned().collect();
+    assert_eq!(unique.len(), ids.len());
+    assert!(ids.iter().all(|id| unique.contains(id.as_str())));
+    if !f.is_redis() {
+        // The default implementation serves a snapshot: each exactly once.
+        assert_eq!(listed.len(), ids.len());
+    }
+    let asked: Vec<Arc<str>> = ["p0", "p1", "p2", "nobody"]
+        .iter()
+        .map(|s| Arc::from(*s))
+        .collect();
+    let mut inputs = Vec::new();
+    b.session_inputs(&asked, &mut inputs).unwrap();
+    let one_by_one: Vec<_> = asked
+        .iter()
+        .map(|id| b.composite_inputs(Scope::Session(id)).unwrap())
+        .collect();
+    assert_eq!(inputs, one_by_one);
+    assert_eq!(inputs[0].success_rate, Some(100.0));
+    assert_eq!(inputs[1].acceptance_rate, Some(100.0));
+    assert_eq!(inputs[3], Default::default());
+    // A cursor the backend did not make is an error, not a silent restart.
+    assert!(b
+        .active_sessions_page(Some(SessionCursor::new("elsewhere")), 10)
+        .is_err());
+}
+
+/// Issue 10: "lock if dirty" refuses as `Clean` when the scope's last
+/// composite read saw every event recorded in it, and locks when an event
+/// came after that read; `try_lock` itself ignores dirtiness.
+fn lock_if_dirty_then_clean(f: &Fixture) {
+    let b = f.handle();
+    let (lease, min) = (Duration::from_millis(50), Duration::from_millis(1));
+    let t = LockToken::from_u64(0x00c0_ffee);
+    for scope in [Scope::Global, Scope::Session("s1")] {
+        b.record(&tool("s1", "bash").with_success(true), f.now())
+            .unwrap();
+        let got = b.try_lock_if_dirty(scope, t, lease, min).unwrap();
+        assert!(got.is_acquired(), "{scope:?}: {got:?}");
+        b.composite_inputs(scope).unwrap();
+        assert!(b.unlock(scope, t).unwrap());
+        f.pass(Duration::from_millis(5));
+        let got = b.try_lock_if_dirty(scope, t, lease, min).unwrap();
+        assert!(
+            matches!(
+                got,
+                LockOutcome::Clean {
+                    since_last: Some(_)
+                }
+            ),
+            "{scope:?}: {got:?}"
+        );
+        // Plain try_lock does not look at dirtiness.
+        let got = b.try_lock(scope, t, lease, min).unwrap();
+        assert!(got.is_acquired(), "{scope:?}: {got:?}");
+        assert!(b.unlock(scope, t).unwrap());
+        f.pass(Duration::from_millis(5));
+        b.record(&edit("s1", true), f.now()).unwrap();
+        let got = b.try_lock_if_dirty(scope, t, lease, min).unwrap();
+        assert!(got.is_acquired(), "{scope:?} after a new event: {got:?}");
+        b.composite_inputs(scope).unwrap();
+        assert!(b.unlock(scope, t).unwrap());
+        f.pass(Duration::from_millis(5));
+    }
+    // An event of another session does not make s1 dirty; it makes the global scope dirty.
+    b.record(&tool("s2", "bash"), f.now()).unwrap();
+    let got = b
+        .try_lock_if_dirty(Scope::Session("s1"), t, lease, min)
+        .unwrap();
+    assert!(matches!(got, LockOutcome::Clean { .. }), "{got:?}");
+    let got = b.try_lock_if_dirty(Scope::Global, t, lease, min).unwrap();
+    assert!(got.is_acquired(), "{got:?}");
+}
+
+/// Issue 10: Coalesce workers sharing the backend keep C1 (ceiling, on the
+/// backend's time), C2 (every event in a calculation within max_staleness +
+/// tick, with no later event) and C3 (no calculation without a new event).
+fn coalesce_c1_c2_c3_workers(f: &Fixture) {
+    let config = CoalesceConfig::default()
+        .with_max_staleness(Duration::from_millis(300))
+        .with_min_interval(Duration::from_millis(150))
+        .with_every_events(5)
+        .with_lease(Duration::from_millis(100))
+        .with_tick(Duration::from_millis(20));
+    let mut workers: Vec<_> = (0..3)
+        .map(|_| {
+            MetricsCalculator::builder()
+                .clock(f.clock.clone())
+                .state(f.handle())
+                .scheduler(Coalesce::manual(config).unwrap())
+                .build()
+                .unwrap()
+        })
+        .collect();
+    let step = Duration::from_millis(20);
+    // Per calculation: when on the calculators' clock, when in real time
+    // (which bounds the Redis server's clock), and how many events had been
+    // recorded before it.
+    let mut calcs: Vec<(Duration, std::time::Duration, usize)> = Vec::new();
+    let mut events: Vec<Duration> = Vec::new();
+    let t0 = std::time::Instant::now();
+    let tick = |workers: &mut Vec<MetricsCalculator<Coalesce>>,
+                calcs: &mut Vec<(Duration, std::time::Duration, usize)>,
+                recorded: usize| {
+        for w in workers.iter_mut() {
+            let before = w.stats().composites;
+            let called = t0.elapsed();
+            w.scheduler_mut().poll();
+            if w.stats().composites > before {
+                calcs.push((f.now(), called, recorded));
+            }
+        }
+    };
+    // Events on the first 40 steps only, then quiet: the last ones need the timer.
+    for i in 0..60u64 {
+        if i < 40 && i % 4 != 3 {
+            let w = &mut workers[(i % 3) as usize];
+            let before = w.stats().composites;
+            let called = t0.elapsed();
+            w.process(&tool("s1", "bash").with_success(true)).unwrap();
+            events.push(f.now());
+            if w.stats().composites > before {
+                calcs.push((f.now(), called, events.len()));
+            }
+        }
+        f.pass(step);
+        tick(&mut workers, &mut calcs, events.len());
+    }
+    assert!(calcs.len() >= 2, "{calcs:?}");
+    for pair in calcs.windows(2) {
+        // C1 on the backend's time (real time bounds the server's clock).
+        let gap = if f.is_redis() {
+            pair[1].1 - pair[0].1
+        } else {
+            pair[1].0 - pair[0].0
+        };
+        assert!(gap + f.slack() >= Duration::from_millis(150), "{calcs:?}");
+    }
+    // C2 on the calculators' clock: each event is before a calculation that
+    // starts within max_staleness + tick of it.
+    let bound = config.max_staleness() + config.tick();
+    for &e in &events {
+        assert!(
+            calcs.iter().any(|&(at, _, _)| at >= e && at <= e + bound),
+            "event at {e:?} not reflected by {:?}: {calcs:?}",
+            e + bound
+        );
+    }
+    // C3: no calculation without an event the previous one did not see.
+    let total: u64 = workers.iter().map(|w| w.stats().composites).sum();
+    assert_eq!(total as usize, calcs.len());
+    for pair in calcs.windows(2) {
+        assert!(pair[1].2 > pair[0].2, "idle calculation: {calcs:?}");
+    }
+}
+
 // ---------------------------------------------------------------- instantiation
 
 macro_rules! both {
@@ -753,6 +936,9 @@ both! {
     g5 => g5_safe_release;
     g1_g2_workers => g1_g2_hybrid_lock_workers;
     event_ids => event_ids_apply_at_most_once;
+    paged_listing => paged_listing_and_session_inputs;
+    lock_if_dirty => lock_if_dirty_then_clean;
+    coalesce_workers => coalesce_c1_c2_c3_workers;
 }
 
 const SMALL: Limits = Limits {

@@ -316,3 +316,63 @@ fn boxed_background_reports_through_the_trait_object() {
     clock.advance(Duration::from_secs(30));
     assert!(eventually(WAIT, || calc.stats().composites == 1));
 }
+
+/// A recorded composite's session and generation.
+type Stamped = (Option<Arc<str>>, Option<u64>);
+
+/// Composites of a coordinated run carry the lock's fencing generation, a
+/// newer one each run; uncoordinated runs carry none. Per session, every
+/// active session is scored through the paged listing.
+#[test]
+fn coordinated_runs_stamp_the_lock_generation_on_their_composites() {
+    use composite_metrics::metric::names;
+    use composite_metrics::{CallbackSink, Category, CompositeScope, Metric};
+
+    for coordinated in [true, false] {
+        let clock = ManualClock::default();
+        let seen: Arc<parking_lot::Mutex<Vec<Stamped>>> = Arc::default();
+        let sink = {
+            let seen = seen.clone();
+            CallbackSink::new(move |metrics: &[Metric]| {
+                seen.lock().extend(
+                    metrics
+                        .iter()
+                        .filter(|m| m.is(Category::Composite, names::PRODUCTIVITY_SCORE))
+                        .map(|m| (m.session.clone(), m.generation)),
+                );
+                Ok(())
+            })
+        };
+        let config = BackgroundConfig::default().with_coordination(coordinated);
+        let mut calc = MetricsCalculator::builder()
+            .clock(clock.clone())
+            .state(MemoryState::with_clock(clock.clone()))
+            .sink(sink)
+            .scope(CompositeScope::PerSession)
+            .scheduler(Background::manual(config).unwrap())
+            .build()
+            .unwrap();
+        for s in ["s1", "s2", "s3"] {
+            calc.process(&tool_event(s)).unwrap();
+            calc.process(&edit_event(s, true)).unwrap();
+        }
+        let mut generations = Vec::new();
+        for _ in 0..2 {
+            clock.advance(config.interval());
+            assert_eq!(calc.scheduler_mut().poll(), 3);
+            let run: Vec<_> = std::mem::take(&mut *seen.lock());
+            let mut sessions: Vec<_> = run.iter().filter_map(|(s, _)| s.clone()).collect();
+            sessions.sort();
+            assert_eq!(sessions, ["s1", "s2", "s3"].map(Arc::<str>::from).to_vec());
+            let gens: Vec<Option<u64>> = run.iter().map(|(_, g)| *g).collect();
+            assert!(gens.windows(2).all(|w| w[0] == w[1]), "{gens:?}");
+            generations.push(gens[0]);
+        }
+        if coordinated {
+            let (g1, g2) = (generations[0].unwrap(), generations[1].unwrap());
+            assert!(g2 > g1, "{g1} then {g2}");
+        } else {
+            assert_eq!(generations, vec![None, None]);
+        }
+    }
+}

@@ -219,7 +219,7 @@ proptest! {
         let mut holder = None;
         for call in world.backend.calls() {
             match call {
-                Call::TryLock { token, outcome: LockOutcome::Acquired, .. } => {
+                Call::TryLock { token, outcome: LockOutcome::Acquired { .. }, .. } => {
                     prop_assert!(holder.is_none(), "acquired while {holder:?} held the lock");
                     holder = Some(token);
                 }

@@ -293,18 +293,18 @@ fn g5_expired_holder_cannot_release_the_next_holders_lock() {
     );
     let lease = Duration::from_secs(5);
     let min = Duration::from_secs(1);
-    assert_eq!(
-        backend.try_lock(Scope::Global, a, lease, min).unwrap(),
-        LockOutcome::Acquired
-    );
+    let first = backend.try_lock(Scope::Global, a, lease, min).unwrap();
+    assert!(first.is_acquired(), "{first:?}");
     assert!(matches!(
         backend.try_lock(Scope::Global, b, lease, min).unwrap(),
         LockOutcome::Held { .. }
     ));
     clock.advance(Duration::from_secs(6)); // a's lease ran out
-    assert_eq!(
-        backend.try_lock(Scope::Global, b, lease, min).unwrap(),
-        LockOutcome::Acquired
+    let second = backend.try_lock(Scope::Global, b, lease, min).unwrap();
+    // The next holder's fencing generation is newer than the expired one's.
+    assert!(
+        second.generation() > first.generation(),
+        "{first:?} then {second:?}"
     );
     assert!(
         !backend.unlock(Scope::Global, a).unwrap(),
@@ -386,4 +386,44 @@ fn quiet_worker_computes_on_staleness_alone() {
     // Events at 0, 60, ..., 540: each finds the last calculation at least
     // max_staleness old, so each computes at once (reflect lag zero).
     assert_eq!(calc.stats().composites, 10);
+}
+
+/// The lock's fencing generation travels in the ticket onto the composite;
+/// each calculation's is newer; a scheduler without a lock stamps none.
+#[test]
+fn composites_carry_their_lock_generation() {
+    use composite_metrics::metric::names;
+    use composite_metrics::{Category, EventBased, Metric};
+
+    let score = |metrics: &[Metric]| {
+        metrics
+            .iter()
+            .find(|m| m.is(Category::Composite, names::PRODUCTIVITY_SCORE))
+            .cloned()
+    };
+    let clock = ManualClock::default();
+    let state = composite_metrics::MemoryState::with_clock(clock.clone());
+    // Recorded on the state directly, so the first calculation has both inputs.
+    state
+        .record(&common::edit_event("s1", true), clock.now())
+        .unwrap();
+    let mut calc = MetricsCalculator::builder()
+        .clock(clock.clone())
+        .state(state)
+        .scheduler(HybridLock::default())
+        .build()
+        .unwrap();
+    let first = score(&calc.process(&tool_event("s1")).unwrap()).expect("computed");
+    clock.advance(Duration::from_secs(31));
+    let second = score(&calc.process(&tool_event("s1")).unwrap()).expect("computed");
+    let (g1, g2) = (first.generation.unwrap(), second.generation.unwrap());
+    assert!(g2 > g1, "{g1} then {g2}");
+
+    let mut plain = MetricsCalculator::builder()
+        .scheduler(EventBased::every(1))
+        .build()
+        .unwrap();
+    plain.process(&common::edit_event("s1", true)).unwrap();
+    let m = score(&plain.process(&tool_event("s1")).unwrap()).expect("computed");
+    assert_eq!(m.generation, None);
 }

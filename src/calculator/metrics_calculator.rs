@@ -43,6 +43,7 @@ pub struct MetricsCalculator<S = Box<dyn CompositeScheduler>> {
     scheduler: S,
     stats: Stats,
     observations: Vec<Observation>,
+    telemetry: crate::telemetry::CalculatorTelemetry,
 }
 
 impl<S: fmt::Debug> fmt::Debug for MetricsCalculator<S> {
@@ -65,6 +66,7 @@ impl MetricsCalculator {
 impl<S: CompositeScheduler> MetricsCalculator<S> {
     pub(crate) fn from_parts(env: SchedulerEnv, scheduler: S) -> Self {
         Self {
+            telemetry: crate::telemetry::CalculatorTelemetry::new(scheduler.name()),
             env,
             scheduler,
             stats: Stats::default(),
@@ -114,6 +116,7 @@ impl<S: CompositeScheduler> MetricsCalculator<S> {
             return Ok(Delivery::Duplicate);
         }
         self.stats.events += 1;
+        self.telemetry.event(now);
         let start = out.len();
         push_metrics(event, &observation, now, out);
         if let Some(ticket) = self.decide(event, now) {
@@ -162,6 +165,7 @@ impl<S: CompositeScheduler> MetricsCalculator<S> {
             self.observations = observations;
             return Err(self.backend_failure(e, events.len()));
         }
+        self.telemetry.event(now);
         let mut out = Vec::with_capacity(events.len() * 6);
         let mut first: Option<(&Event, Ticket)> = None;
         for (event, observation) in events.iter().zip(&observations) {
@@ -201,6 +205,7 @@ impl<S: CompositeScheduler> MetricsCalculator<S> {
             }
             Err(e) => {
                 self.count_composite_failure(&e);
+                crate::telemetry::backend_error(&e);
                 Err(e.into())
             }
         }
@@ -248,6 +253,7 @@ impl<S: CompositeScheduler> MetricsCalculator<S> {
     }
 
     fn backend_failure(&mut self, e: BackendError, events: usize) -> Error {
+        crate::telemetry::backend_error(&e);
         if matches!(e, BackendError::CapacityExceeded { .. }) {
             self.stats.rejected += events as u64;
         } else if matches!(e, BackendError::StateReset { .. }) {
@@ -277,7 +283,9 @@ impl<S: CompositeScheduler> MetricsCalculator<S> {
 
     fn decide(&mut self, event: &Event, now: Duration) -> Option<Ticket> {
         let ctx = Self::context(&self.env, event, now);
-        match self.scheduler.on_event(&ctx) {
+        let decision = self.scheduler.on_event(&ctx);
+        self.telemetry.decision(&decision);
+        match decision {
             Ok(Decision::Skip) => None,
             Ok(Decision::Compute(ticket)) => Some(ticket),
             Err(e) => {
@@ -294,10 +302,12 @@ impl<S: CompositeScheduler> MetricsCalculator<S> {
         match self.env.composite(ctx.state_scope(), session) {
             Ok(metric) => {
                 self.stats.composites += 1;
-                out.extend(metric);
+                // Stamped with the lock's fencing generation, if any.
+                out.extend(metric.map(|m| m.with_generation(ticket.generation())));
             }
             Err(e) => {
                 self.count_composite_failure(&e);
+                crate::telemetry::backend_error(&e);
                 log::warn!("composite calculation failed: {e}");
             }
         }
@@ -318,6 +328,7 @@ impl<S: CompositeScheduler> MetricsCalculator<S> {
         }
         if let Err(e) = self.env.record(metrics) {
             self.stats.sink_errors += 1;
+            crate::telemetry::sink_error(&e);
             log::warn!("{e}");
         }
     }

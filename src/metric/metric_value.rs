@@ -22,6 +22,13 @@ pub struct Metric {
     pub session: Option<Arc<str>>,
     /// When it was computed, by the calculator's clock (since the UNIX epoch).
     pub at: Duration,
+    /// For a composite computed under a lock: the lock's fencing generation
+    /// ([`LockOutcome::Acquired`](crate::state::LockOutcome::Acquired)).
+    /// Sinks that fence ([`MemorySink`](crate::MemorySink), `RedisSink`)
+    /// refuse a metric whose generation is older than the newest they have
+    /// recorded for its scope (its `session`, or global without one). `None`
+    /// for everything else, which is never refused.
+    pub generation: Option<u64>,
 }
 
 impl Metric {
@@ -34,6 +41,7 @@ impl Metric {
             tool: None,
             session: None,
             at,
+            generation: None,
         }
     }
 
@@ -46,6 +54,13 @@ impl Metric {
     /// Labels the metric with a session.
     pub fn with_session(mut self, session: Arc<str>) -> Self {
         self.session = Some(session);
+        self
+    }
+
+    /// Stamps the fencing generation of the lock it was computed under
+    /// (`None` leaves it unfenced).
+    pub fn with_generation(mut self, generation: Option<u64>) -> Self {
+        self.generation = generation;
         self
     }
 

@@ -9,7 +9,11 @@ use super::{
 };
 use crate::clock::Wake;
 use crate::error::{BackendError, ConfigError, Error};
+use crate::metric::Metric;
 use crate::state::{LockOutcome, LockToken, Scope};
+
+/// Sessions asked for per listing page in a per-session run.
+const LISTING_PAGE: usize = 1_000;
 
 /// Parameters of [`Background`].
 ///
@@ -156,7 +160,15 @@ impl BackgroundConfig {
 /// [`Stats`](crate::Stats) and logged, and the next tick runs as usual.
 /// [`shutdown`](CompositeScheduler::shutdown) returns without waiting out the
 /// interval, and dropping the scheduler (or its calculator) stops the thread.
-/// With [`CompositeScope::PerSession`] each run recomputes every active session.
+/// With [`CompositeScope::PerSession`] each run recomputes every active
+/// session, listing them a page of about 1 000 at a time
+/// ([`StateBackend::active_sessions_page`](crate::state::StateBackend::active_sessions_page)),
+/// reading each page's inputs in one operation
+/// ([`StateBackend::session_inputs`](crate::state::StateBackend::session_inputs))
+/// and recording its composites before reading the next, so a run
+/// works at a million sessions on Redis without any call nearing the read
+/// timeout. With coordination, the composites carry the lock's fencing
+/// generation ([`Metric::generation`](crate::Metric::generation)).
 ///
 /// It runs on the calculator's clock, so with a
 /// [`ManualClock`](crate::clock::ManualClock) it ticks when the clock is advanced.
@@ -332,6 +344,7 @@ impl Worker {
             }
             Ok(Err(e)) => {
                 self.counters.errors.fetch_add(1, Ordering::Relaxed);
+                crate::telemetry::backend_error(&e);
                 log::warn!("background composite run failed: {e}");
                 0
             }
@@ -346,6 +359,7 @@ impl Worker {
     /// One run; returns how many composites it computed.
     fn compute(&self) -> Result<u64, BackendError> {
         let backend = self.env.backend();
+        let mut generation = None;
         if self.config.coordinated {
             self.counters.lock_attempts.fetch_add(1, Ordering::Relaxed);
             let outcome = backend.try_lock(
@@ -354,40 +368,73 @@ impl Worker {
                 self.config.lease,
                 self.config.min_interval(),
             )?;
-            if outcome != LockOutcome::Acquired {
+            crate::telemetry::lock_attempt("background", &outcome);
+            let LockOutcome::Acquired { generation: g } = outcome else {
                 return Ok(0);
-            }
+            };
+            generation = Some(g);
             self.counters.locks_acquired.fetch_add(1, Ordering::Relaxed);
         }
-        let result = self.compute_all();
+        let result = self.compute_all(generation);
         if self.config.coordinated && !backend.unlock(Scope::Global, self.token)? {
             self.counters.leases_lost.fetch_add(1, Ordering::Relaxed);
+            crate::telemetry::lease_lost("background");
         }
         result
     }
 
-    fn compute_all(&self) -> Result<u64, BackendError> {
+    /// Computes every composite of the scope, stamped with `generation` (the
+    /// coordination lock's, if any). Per session, the sessions are listed a
+    /// page at a time ([`StateBackend::active_sessions_page`]), each page's
+    /// inputs are read in one operation ([`StateBackend::session_inputs`])
+    /// and its composites recorded before the next page is read, so no
+    /// backend or sink call grows with the number of sessions.
+    ///
+    /// [`StateBackend::active_sessions_page`]: crate::state::StateBackend::active_sessions_page
+    /// [`StateBackend::session_inputs`]: crate::state::StateBackend::session_inputs
+    fn compute_all(&self, generation: Option<u64>) -> Result<u64, BackendError> {
         let mut metrics = Vec::new();
         let mut runs = 0;
         match self.env.scope() {
             CompositeScope::Global => {
-                metrics.extend(self.env.composite(Scope::Global, None)?);
+                let m = self.env.composite(Scope::Global, None)?;
+                metrics.extend(m.map(|m| m.with_generation(generation)));
                 runs += 1;
+                self.record(&metrics);
             }
             CompositeScope::PerSession => {
-                for id in self.env.backend().active_sessions()? {
-                    metrics.extend(self.env.composite(Scope::Session(&id), Some(&id))?);
-                    runs += 1;
+                let mut cursor = None;
+                loop {
+                    let page = self
+                        .env
+                        .backend()
+                        .active_sessions_page(cursor, LISTING_PAGE)?;
+                    metrics.clear();
+                    let read = self.env.session_composites(&page.sessions, &mut metrics)?;
+                    runs += read as u64;
+                    for m in &mut metrics {
+                        m.generation = generation;
+                    }
+                    self.record(&metrics);
+                    match page.next {
+                        Some(next) => cursor = Some(next),
+                        None => break,
+                    }
                 }
             }
         }
-        if !metrics.is_empty() {
-            if let Err(e) = self.env.record(&metrics) {
-                self.counters.errors.fetch_add(1, Ordering::Relaxed);
-                log::warn!("background composite could not be recorded: {e}");
-            }
-        }
         Ok(runs)
+    }
+
+    fn record(&self, metrics: &[Metric]) {
+        if metrics.is_empty() {
+            return;
+        }
+        if let Err(e) = self.env.record(metrics) {
+            self.counters.errors.fetch_add(1, Ordering::Relaxed);
+            crate::telemetry::sink_error(&e);
+            log::warn!("background composite could not be recorded: {e}");
+        }
     }
 }
 

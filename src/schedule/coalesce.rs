@@ -477,7 +477,7 @@ fn due(
     let outcome =
         ctx.backend
             .try_lock_if_dirty(scope, token, config.lease(), config.min_interval())?;
-    if outcome == LockOutcome::Acquired {
+    if let LockOutcome::Acquired { generation } = outcome {
         stats.locks_acquired += 1;
         *worker = WorkerState::knowing_of(now, config);
         if scope.session().is_none() {
@@ -488,7 +488,9 @@ fn due(
         if scope.session().is_none() {
             queue.observed(now + config.max_staleness());
         }
-        return Ok(Decision::Compute(Ticket::locked(token)));
+        return Ok(Decision::Compute(
+            Ticket::locked(token).with_generation(generation),
+        ));
     }
     if let Some(ago) = outcome.since_last() {
         // Refused: a calculation started `ago` before now (backend time) and
@@ -613,14 +615,14 @@ impl Timer {
             }
         }
         match outcome {
-            LockOutcome::Acquired => {
+            LockOutcome::Acquired { generation } => {
                 self.shared.locks_acquired.fetch_add(1, Ordering::Relaxed);
                 {
                     let mut q = self.shared.queue.lock();
                     q.covered(session, now);
                     q.observed(now + self.config.max_staleness());
                 }
-                let runs = self.compute(scope, session);
+                let runs = self.compute(scope, session, generation);
                 match backend.unlock(scope, self.token) {
                     Ok(true) => {}
                     Ok(false) => {
@@ -664,7 +666,8 @@ impl Timer {
         }
     }
 
-    fn compute(&self, scope: Scope<'_>, session: Option<&str>) -> u64 {
+    /// Computes one composite under the lock of `generation` and records it.
+    fn compute(&self, scope: Scope<'_>, session: Option<&str>, generation: u64) -> u64 {
         let session: Option<Arc<str>> = session.map(Arc::from);
         let result = catch_unwind(AssertUnwindSafe(|| {
             self.env.composite(scope, session.as_ref())
@@ -673,6 +676,7 @@ impl Timer {
             Ok(Ok(metric)) => {
                 self.shared.composites.fetch_add(1, Ordering::Relaxed);
                 if let Some(m) = metric {
+                    let m = m.with_generation(Some(generation));
                     if let Err(e) = self.env.record(std::slice::from_ref(&m)) {
                         self.shared.errors.fetch_add(1, Ordering::Relaxed);
                         log::warn!("coalesce composite could not be recorded: {e}");

@@ -88,6 +88,7 @@ impl SchedulerEnv {
         scope: Scope<'_>,
         session: Option<&Arc<str>>,
     ) -> Result<Option<Metric>, BackendError> {
+        let _timer = crate::telemetry::CalculationTimer::start(&*self.inner.clock);
         let inputs = self.inner.state.composite_inputs(scope)?;
         Ok(self.inner.weights.score(&inputs).map(|score| {
             let metric = Metric::new(
@@ -101,6 +102,30 @@ impl SchedulerEnv {
                 None => metric,
             }
         }))
+    }
+
+    /// Computes the composites of many sessions with one backend read
+    /// ([`StateBackend::session_inputs`]), appending a
+    /// `composite/productivity_score` metric labelled with its session to
+    /// `out` for each session that has the inputs (no score is invented), and
+    /// returns how many sessions were read. The metrics are not recorded.
+    pub fn session_composites(
+        &self,
+        sessions: &[Arc<str>],
+        out: &mut Vec<Metric>,
+    ) -> Result<usize, BackendError> {
+        let mut inputs = Vec::with_capacity(sessions.len());
+        self.inner.state.session_inputs(sessions, &mut inputs)?;
+        let now = self.inner.clock.now();
+        for (id, inputs) in sessions.iter().zip(&inputs) {
+            if let Some(score) = self.inner.weights.score(inputs) {
+                out.push(
+                    Metric::new(Category::Composite, names::PRODUCTIVITY_SCORE, score, now)
+                        .with_session(Arc::clone(id)),
+                );
+            }
+        }
+        Ok(inputs.len())
     }
 
     /// Records metrics to the sink.

@@ -28,6 +28,11 @@ use crate::state::{LockOutcome, LockToken};
 /// - **G4** at most one worker computes at a time (the lock);
 /// - **G5** release compares the token: a worker whose lease ran out releases nothing.
 ///
+/// Each acquisition's fencing generation goes on the composite computed under
+/// it ([`Metric::generation`](crate::Metric::generation)), so a worker paused
+/// past its lease (GC, `SIGSTOP`) cannot overwrite the score of the worker
+/// that took over: [`MemorySink`](crate::MemorySink) and `RedisSink` refuse it.
+///
 /// When the backend refuses, the worker learns how long ago the last
 /// calculation started and stays quiet until the marker expires, so a busy
 /// cluster makes no backend calls between calculations.
@@ -154,6 +159,7 @@ impl CompositeScheduler for HybridLock {
         if let Some(token) = ticket.lock() {
             if !ctx.backend.unlock(ctx.state_scope(), token)? {
                 self.stats.leases_lost += 1;
+                crate::telemetry::lease_lost("hybrid-lock");
             }
         }
         Ok(())
@@ -182,10 +188,13 @@ fn due(
         config.lease(),
         config.min_interval(),
     )?;
-    if outcome == LockOutcome::Acquired {
+    crate::telemetry::lock_attempt("hybrid-lock", &outcome);
+    if let LockOutcome::Acquired { generation } = outcome {
         stats.locks_acquired += 1;
         *worker = WorkerState::knowing_of(now, config);
-        return Ok(Decision::Compute(Ticket::locked(token)));
+        return Ok(Decision::Compute(
+            Ticket::locked(token).with_generation(generation),
+        ));
     }
     if let Some(ago) = outcome.since_last() {
         // Refused: another worker's calculation started `ago` before now (by

@@ -32,15 +32,7 @@ pub trait BackendFactory: Send + Sync + fmt::Debug {
         backends
             .iter()
             .map(|b| b.op_counts())
-            .fold(OpCounts::default(), |a, b| OpCounts {
-                records: a.records + b.records,
-                record_round_trips: a.record_round_trips + b.record_round_trips,
-                composite_reads: a.composite_reads + b.composite_reads,
-                lock_attempts: a.lock_attempts + b.lock_attempts,
-                locks_acquired: a.locks_acquired + b.locks_acquired,
-                unlocks: a.unlocks + b.unlocks,
-                marker_reads: a.marker_reads + b.marker_reads,
-            })
+            .fold(OpCounts::default(), |a, b| a + b)
     }
 }
 

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use parking_lot::Mutex;
 
-use super::{MetricSink, SeriesKey};
+use super::{Fenced, MetricSink, SeriesKey};
 use crate::error::SinkError;
 use crate::metric::{Category, Metric};
 
@@ -38,10 +38,82 @@ type Points = VecDeque<(Duration, f64)>;
 /// assert_eq!(sink.series(&avg).len(), 2);
 /// # Ok::<(), composite_metrics::Error>(())
 /// ```
+///
+/// # Fencing
+///
+/// A metric carrying a [`generation`](Metric::generation) (a composite
+/// computed under a lock) is refused when a newer generation was already
+/// recorded for its scope (its session, or global): a lock holder that was
+/// paused past its lease cannot overwrite the score of the holder that took
+/// over. The batch's other metrics are recorded; the call returns a
+/// [`SinkError`] whose source is [`Fenced`], and [`refused`](Self::refused)
+/// counts the refused metrics. A session's newest generation is remembered
+/// for 24 hours (by the metrics' time) after its last fenced metric.
 #[derive(Debug, Clone)]
 pub struct MemorySink {
     inner: Arc<Mutex<HashMap<SeriesKey, Points>>>,
     capacity: usize,
+    fence: Arc<Mutex<Fences>>,
+}
+
+/// How long a session's newest generation is remembered after its last
+/// fenced metric, by the metrics' time.
+const FENCE_MEMORY: Duration = Duration::from_secs(24 * 3600);
+
+/// The newest generation recorded per scope (`None`: global), with the time
+/// of the metric that brought it.
+#[derive(Debug, Default)]
+struct Fences {
+    newest: HashMap<Option<Arc<str>>, (u64, Duration)>,
+    /// Sweep old sessions when the map grows past this.
+    sweep_at: usize,
+    refused: u64,
+}
+
+impl Fences {
+    /// Decides which metrics pass, updating the newest generations.
+    fn admit(&mut self, metrics: &[Metric], keep: &mut Vec<bool>) -> Option<Fenced> {
+        let mut refused: Option<Fenced> = None;
+        for m in metrics {
+            let Some(generation) = m.generation else {
+                keep.push(true);
+                continue;
+            };
+            let entry = match self.newest.get_mut(&m.session) {
+                Some(e) => e,
+                None => self.newest.entry(m.session.clone()).or_insert((0, m.at)),
+            };
+            if generation < entry.0 {
+                keep.push(false);
+                let first = refused.get_or_insert_with(|| Fenced {
+                    refused: 0,
+                    generation,
+                    newest: entry.0,
+                    session: m.session.clone(),
+                });
+                first.refused += 1;
+            } else {
+                *entry = (generation, entry.1.max(m.at));
+                keep.push(true);
+            }
+        }
+        if self.newest.len() > self.sweep_at {
+            let newest_at = self
+                .newest
+                .values()
+                .map(|(_, at)| *at)
+                .max()
+                .unwrap_or_default();
+            let horizon = newest_at.saturating_sub(FENCE_MEMORY);
+            self.newest
+                .retain(|scope, (_, at)| scope.is_none() || *at >= horizon);
+            self.sweep_at = (2 * self.newest.len()).max(1024);
+        }
+        if let Some(f) = &refused {
+            self.refused += f.refused;
+        }
+        refused
+    }
 }
 
 impl Default for MemorySink {
@@ -61,7 +133,13 @@ impl MemorySink {
         Self {
             inner: Arc::default(),
             capacity: capacity.max(1),
+            fence: Arc::default(),
         }
+    }
+
+    /// Metrics refused by fencing so far (see [Fencing](#fencing)).
+    pub fn refused(&self) -> u64 {
+        self.fence.lock().refused
     }
 
     /// The latest value of a series.
@@ -107,6 +185,39 @@ impl MemorySink {
 
 impl MetricSink for MemorySink {
     fn record(&self, metrics: &[Metric]) -> Result<(), SinkError> {
+        if metrics.iter().any(|m| m.generation.is_some()) {
+            return self.record_fenced(metrics);
+        }
+        self.store(metrics.iter())
+    }
+}
+
+impl MemorySink {
+    /// Records a batch holding fenced metrics: the fence is held while the
+    /// admitted metrics are stored, so a refused one can never land after a
+    /// newer one.
+    fn record_fenced(&self, metrics: &[Metric]) -> Result<(), SinkError> {
+        let mut fence = self.fence.lock();
+        let mut keep = Vec::with_capacity(metrics.len());
+        let refused = fence.admit(metrics, &mut keep);
+        self.store(
+            metrics
+                .iter()
+                .zip(&keep)
+                .filter(|(_, k)| **k)
+                .map(|(m, _)| m),
+        )?;
+        drop(fence);
+        match refused {
+            None => Ok(()),
+            Some(f) => Err(SinkError {
+                sink: "memory",
+                source: Box::new(f),
+            }),
+        }
+    }
+
+    fn store<'a>(&self, metrics: impl Iterator<Item = &'a Metric>) -> Result<(), SinkError> {
         let mut map = self.inner.lock();
         for m in metrics {
             let key = SeriesKey::of(m);

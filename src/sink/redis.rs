@@ -2,15 +2,19 @@ use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use super::MetricSink;
+use ::redis::Value;
+
+use super::{Fenced, MetricSink};
 use crate::error::{BackendError, SinkError};
 use crate::metric::{Category, Metric};
-use crate::state::{Link, LockToken, RedisConfig};
+use crate::state::{Keys, Link, LockToken, LuaScript, RedisConfig};
 
 /// Records metrics in Redis (feature `redis`): the latest value of every
 /// series in one hash, and a time series per metric in a sorted set trimmed
 /// to a retention per category. One round trip per
-/// [`record`](MetricSink::record) call, whatever the number of metrics.
+/// [`record`](MetricSink::record) call, whatever the number of metrics: one
+/// Lua script, which checks every key's type before its first write (a key
+/// of the wrong type fails the call and changes nothing).
 ///
 /// # Key layout
 ///
@@ -22,11 +26,26 @@ use crate::state::{Link, LockToken, RedisConfig};
 ///   time in milliseconds since the UNIX epoch, member =
 ///   `value@nanoseconds#sink.sequence` (unique, so equal values at one
 ///   instant are all kept). `ZRANGE {ns}:series:tools/tool_latency_p50 -10 -1 WITHSCORES`.
+/// - `{ns}:latest_generation` — string, the newest fencing generation
+///   recorded for the global composite (never expires); `{ns}:g:<session>`
+///   the same for a session's composite (expires after
+///   [`with_fence_memory`](Self::with_fence_memory), default 24 h).
 ///
 /// Points older than the category's retention (by the metric's own time)
 /// are trimmed on every write, and a series expires when nothing was written
 /// to it for a retention. Per-session values of one metric share a series,
 /// as in [`MemorySink`](super::MemorySink).
+///
+/// # Fencing
+///
+/// A metric carrying a [`generation`](Metric::generation) (a composite
+/// computed under a lock) is refused when a newer generation was already
+/// recorded for its scope (its session, or global), decided inside the
+/// script: a lock holder paused past its lease cannot overwrite the score of
+/// the holder that took over. The batch's other metrics are recorded; the
+/// call returns a [`SinkError`] whose source is [`Fenced`](super::Fenced),
+/// and [`refused`](Self::refused) counts the refused metrics. Generations are
+/// compared exactly as decimal integers.
 ///
 /// # Default
 ///
@@ -47,10 +66,14 @@ use crate::state::{Link, LockToken, RedisConfig};
 pub struct RedisSink {
     link: Link,
     prefix: String,
+    keys: Keys,
+    script: LuaScript,
     retention: [Duration; 4],
+    fence_memory: Duration,
     id: u64,
     seq: AtomicU64,
     trips: AtomicU64,
+    refused: AtomicU64,
 }
 
 impl fmt::Debug for RedisSink {
@@ -79,6 +102,10 @@ impl RedisSink {
         let prefix = config.key_prefix();
         Ok(Self {
             link: Link::open(url, config)?,
+            keys: Keys::new(prefix.clone()),
+            script: LuaScript::new(include_str!("redis_record.lua")),
+            fence_memory: Duration::from_secs(24 * 3600),
+            refused: AtomicU64::new(0),
             prefix,
             retention: [
                 Duration::from_secs(24 * 3600),
@@ -96,6 +123,19 @@ impl RedisSink {
     pub fn with_retention(mut self, category: Category, retention: Duration) -> Self {
         self.retention[slot(category)] = retention.max(Duration::from_millis(1));
         self
+    }
+
+    /// Remembers a session's newest fencing generation for `memory` (at
+    /// least one millisecond) after its last fenced composite; default 24 h.
+    /// The global scope's never expires.
+    pub fn with_fence_memory(mut self, memory: Duration) -> Self {
+        self.fence_memory = memory.max(Duration::from_millis(1));
+        self
+    }
+
+    /// Metrics refused by fencing so far (see [Fencing](#fencing)).
+    pub fn refused(&self) -> u64 {
+        self.refused.load(Ordering::Relaxed)
     }
 
     /// The retention of a category.
@@ -130,35 +170,95 @@ impl RedisSink {
 
 impl MetricSink for RedisSink {
     fn record(&self, metrics: &[Metric]) -> Result<(), SinkError> {
+        const OP: &str = "sink record";
         if metrics.is_empty() {
             return Ok(());
         }
-        let latest = self.latest_key();
-        let mut pipe = ::redis::pipe();
-        pipe.atomic();
+        let fail = |e: BackendError| SinkError {
+            sink: "redis",
+            source: Box::new(e),
+        };
+        let fence_ttl = u64::try_from(self.fence_memory.as_millis()).unwrap_or(u64::MAX);
+        let mut keys = Vec::with_capacity(1 + 2 * metrics.len());
+        keys.push(self.latest_key());
+        let mut args = Vec::with_capacity(metrics.len());
         for m in metrics {
             let field = Self::field(m);
-            let key = format!("{}series:{field}", self.prefix);
+            keys.push(format!("{}series:{field}", self.prefix));
+            keys.push(self.keys.sink_generation_of(m.session.as_deref()));
             let retention = self.retention(m.category);
             let retention_ms = u64::try_from(retention.as_millis()).unwrap_or(u64::MAX);
             let at_ms = u64::try_from(m.at.as_millis()).unwrap_or(u64::MAX);
             let seq = self.seq.fetch_add(1, Ordering::Relaxed);
             let member = format!("{}@{}#{:x}.{seq}", m.value, m.at.as_nanos(), self.id);
-            pipe.hset(&latest, &field, m.value.to_string()).ignore();
-            pipe.zadd(&key, member, at_ms).ignore();
-            pipe.cmd("ZREMRANGEBYSCORE")
-                .arg(&key)
-                .arg("-inf")
-                .arg(format!("({}", at_ms.saturating_sub(retention_ms)))
-                .ignore();
-            pipe.pexpire(&key, i64::try_from(retention_ms).unwrap_or(i64::MAX))
-                .ignore();
+            let generation = m.generation.map(|g| g.to_string()).unwrap_or_default();
+            let ttl = if m.session.is_some() { fence_ttl } else { 0 };
+            args.push((
+                field,
+                member,
+                at_ms,
+                format!("({}", at_ms.saturating_sub(retention_ms)),
+                retention_ms.max(1),
+                m.value.to_string(),
+                generation,
+                ttl,
+            ));
         }
-        self.link
-            .pipeline("sink record", &self.trips, &pipe)
-            .map_err(|e| SinkError {
-                sink: "redis",
-                source: Box::new(e),
+        let key_refs: Vec<&str> = keys.iter().map(String::as_str).collect();
+        let reply = self
+            .link
+            .eval(OP, &self.trips, &self.script, &key_refs, &|cmd| {
+                cmd.arg(metrics.len());
+                for (field, member, at_ms, trim, retention_ms, value, generation, ttl) in &args {
+                    cmd.arg(field)
+                        .arg(member)
+                        .arg(at_ms)
+                        .arg(trim)
+                        .arg(retention_ms)
+                        .arg(value)
+                        .arg(generation)
+                        .arg(ttl);
+                }
             })
+            .map_err(fail)?;
+        let (refused, generation, newest) = fenced_reply(&reply).map_err(fail)?;
+        if refused == 0 {
+            return Ok(());
+        }
+        self.refused.fetch_add(refused, Ordering::Relaxed);
+        let session = metrics
+            .iter()
+            .find(|m| m.generation == Some(generation))
+            .and_then(|m| m.session.clone());
+        Err(SinkError {
+            sink: "redis",
+            source: Box::new(Fenced {
+                refused,
+                generation,
+                newest,
+                session,
+            }),
+        })
     }
+}
+
+/// Reads the script's `{refused, first refused generation, newest}`.
+fn fenced_reply(v: &Value) -> Result<(u64, u64, u64), BackendError> {
+    const OP: &str = "sink record";
+    let bad = || crate::state::unexpected_reply(OP, "not {refused, generation, newest}");
+    let Value::Array(items) = v else {
+        return Err(bad());
+    };
+    let num = |i: usize| -> Result<u64, BackendError> {
+        match items.get(i) {
+            Some(Value::Int(n)) => u64::try_from(*n).map_err(|_| bad()),
+            Some(Value::BulkString(b)) if b.is_empty() => Ok(0),
+            Some(Value::BulkString(b)) => std::str::from_utf8(b)
+                .ok()
+                .and_then(|s| s.parse().ok())
+                .ok_or_else(bad),
+            _ => Err(bad()),
+        }
+    };
+    Ok((num(0)?, num(1)?, num(2)?))
 }

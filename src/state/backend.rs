@@ -2,7 +2,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::{LockOutcome, LockToken, Observation, OpCounts, Scope};
+use super::{LockOutcome, LockToken, Observation, OpCounts, Scope, SessionCursor, SessionPage};
 use crate::error::BackendError;
 use crate::event::Event;
 use crate::score::CompositeInputs;
@@ -12,6 +12,11 @@ use crate::score::CompositeInputs;
 ///
 /// Every method is one atomic operation, and on a remote backend one round
 /// trip. An operation that fails leaves the state as it was.
+///
+/// Each lock acquisition carries a fencing generation
+/// ([`LockOutcome::Acquired`]) larger than every earlier one of its scope;
+/// the calculator stamps it on the composite it computes under the lock, so
+/// sinks can refuse a score from a holder that was overtaken.
 ///
 /// Coordination uses the backend's own time (for
 /// [`MemoryState`](super::MemoryState) its clock, for Redis the server's), so
@@ -100,8 +105,101 @@ pub trait StateBackend: Send + Sync + fmt::Debug {
     /// Reads the composite's inputs for `scope`.
     fn composite_inputs(&self, scope: Scope<'_>) -> Result<CompositeInputs, BackendError>;
 
+    /// Reads the composite's inputs of many sessions, appending one per id
+    /// to `out` in order: what [`composite_inputs`](Self::composite_inputs)
+    /// gives for each [`Scope::Session`], in one operation (one round trip
+    /// on a remote backend). A per-session [`Background`](crate::Background)
+    /// run reads each page of its listing this way.
+    ///
+    /// On error `out` is left as it was. The default implementation calls
+    /// [`composite_inputs`](Self::composite_inputs) once per session.
+    fn session_inputs(
+        &self,
+        sessions: &[Arc<str>],
+        out: &mut Vec<CompositeInputs>,
+    ) -> Result<(), BackendError> {
+        let start = out.len();
+        for id in sessions {
+            match self.composite_inputs(Scope::Session(id)) {
+                Ok(inputs) => out.push(inputs),
+                Err(e) => {
+                    out.truncate(start);
+                    return Err(e);
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// The sessions currently alive (seen within their idle TTL and not ended).
+    ///
+    /// One call lists them all; for many sessions use
+    /// [`active_sessions_page`](Self::active_sessions_page).
     fn active_sessions(&self) -> Result<Vec<Arc<str>>, BackendError>;
+
+    /// One page of the sessions currently alive, for listings too large for
+    /// one call (on Redis, listing a million sessions at once takes longer
+    /// than the default read timeout; a page is one short round trip).
+    ///
+    /// Start with `cursor` `None` and pass each page's
+    /// [`next`](SessionPage::next) until it is `None`. A session alive for
+    /// the whole listing is listed at least once (possibly twice); a session
+    /// that starts or ends during it may or may not be. `limit` (taken as at
+    /// least 1) bounds the work of one call: a page holds about `limit`
+    /// sessions, and may hold fewer, even none, before the end.
+    ///
+    /// The default implementation lists every session with
+    /// [`active_sessions`](Self::active_sessions) on the first call, keeps
+    /// that snapshot in the cursor and serves it `limit` at a time (so it
+    /// lists each session present at the start exactly once). A cursor it did
+    /// not make (from another backend) is rejected with
+    /// [`BackendError::Other`].
+    ///
+    /// ```
+    /// use composite_metrics::{Clock, Event, ManualClock, MemoryState, StateBackend};
+    ///
+    /// let clock = ManualClock::default();
+    /// let state = MemoryState::with_clock(clock.clone());
+    /// for i in 0..25 {
+    ///     state.record(&Event::tool_use(format!("s{i}"), "bash"), clock.now())?;
+    /// }
+    /// let (mut cursor, mut listed) = (None, Vec::new());
+    /// loop {
+    ///     let page = state.active_sessions_page(cursor, 10)?;
+    ///     assert!(page.sessions.len() <= 10);
+    ///     listed.extend(page.sessions);
+    ///     match page.next {
+    ///         Some(next) => cursor = Some(next),
+    ///         None => break,
+    ///     }
+    /// }
+    /// assert_eq!(listed.len(), 25);
+    /// # Ok::<(), composite_metrics::BackendError>(())
+    /// ```
+    fn active_sessions_page(
+        &self,
+        cursor: Option<SessionCursor>,
+        limit: usize,
+    ) -> Result<SessionPage, BackendError> {
+        let (ids, start) = match &cursor {
+            None => (Arc::<[Arc<str>]>::from(self.active_sessions()?), 0),
+            Some(c) => match c.as_snapshot() {
+                Some((ids, next)) => (Arc::clone(ids), next),
+                None => {
+                    return Err(BackendError::Other {
+                        op: "active_sessions_page",
+                        source: "a session cursor made by another backend".into(),
+                    })
+                }
+            },
+        };
+        let start = start.min(ids.len());
+        let end = start.saturating_add(limit.max(1)).min(ids.len());
+        // `start <= end <= ids.len()` by the two `min`s above.
+        let sessions = ids[start..end].to_vec();
+        let next = (end < ids.len()).then(|| SessionCursor::snapshot(ids, end));
+        Ok(SessionPage { sessions, next })
+    }
 
     /// Tries to start a calculation for `scope`: succeeds when no other
     /// holder's lease is running and the last calculation started at least
@@ -168,8 +266,24 @@ impl<B: StateBackend + ?Sized> StateBackend for Arc<B> {
         (**self).composite_inputs(scope)
     }
 
+    fn session_inputs(
+        &self,
+        sessions: &[Arc<str>],
+        out: &mut Vec<CompositeInputs>,
+    ) -> Result<(), BackendError> {
+        (**self).session_inputs(sessions, out)
+    }
+
     fn active_sessions(&self) -> Result<Vec<Arc<str>>, BackendError> {
         (**self).active_sessions()
+    }
+
+    fn active_sessions_page(
+        &self,
+        cursor: Option<SessionCursor>,
+        limit: usize,
+    ) -> Result<SessionPage, BackendError> {
+        (**self).active_sessions_page(cursor, limit)
     }
 
     fn try_lock(

@@ -5,8 +5,8 @@ use std::time::Duration;
 use parking_lot::Mutex;
 
 use super::{
-    LockOutcome, LockToken, MemoryConfig, Observation, OpCounts, Scope, SessionSummary,
-    StateBackend,
+    next_generation, LockOutcome, LockToken, MemoryConfig, Observation, OpCounts, Scope,
+    SessionSummary, StateBackend,
 };
 use crate::clock::{Clock, SystemClock};
 use crate::error::{BackendError, ConfigError};
@@ -147,6 +147,8 @@ struct Data {
 struct Slot {
     holder: Option<(LockToken, Duration)>,
     started: Option<Duration>,
+    /// The fencing generation of the latest acquisition (0: none yet).
+    generation: u64,
 }
 
 #[derive(Debug, Default)]
@@ -568,6 +570,7 @@ impl StateBackend for MemoryState {
             locks_acquired: c.locks_acquired,
             unlocks: c.unlocks,
             marker_reads: c.marker_reads,
+            foreign_keys: 0,
         }
     }
 }
@@ -601,13 +604,15 @@ impl MemoryState {
         if let Some(since_last) = since_last.filter(|d| *d < min_interval) {
             return Ok(LockOutcome::TooSoon { since_last });
         }
+        let generation = next_generation(slot.generation, now);
         let taken = Slot {
             holder: Some((token, now + lease)),
             started: Some(now),
+            generation,
         };
         coord.store(scope, taken);
         coord.locks_acquired += 1;
-        Ok(LockOutcome::Acquired)
+        Ok(LockOutcome::Acquired { generation })
     }
 
     /// Whether `scope` has events its last composite read did not see.

@@ -12,19 +12,22 @@ mod memory_config;
 mod observation;
 mod ops;
 mod scope;
+mod session_page;
 
 #[cfg(feature = "redis")]
 mod redis;
 
 pub use self::backend::StateBackend;
+pub(crate) use self::lock::next_generation;
 pub use self::lock::{LockOutcome, LockToken};
 pub use self::memory::{Footprint, MemoryState};
 pub use self::memory_config::MemoryConfig;
 pub use self::observation::{Observation, SessionSummary};
 pub use self::ops::OpCounts;
 pub use self::scope::Scope;
+pub use self::session_page::{SessionCursor, SessionPage};
 
 #[cfg(feature = "redis")]
-pub(crate) use self::redis::Link;
+pub(crate) use self::redis::{unexpected as unexpected_reply, Keys, Link, LuaScript};
 #[cfg(feature = "redis")]
 pub use self::redis::{RedisConfig, RedisState};

@@ -83,7 +83,7 @@ impl Recording {
                 Call::TryLock {
                     at,
                     token,
-                    outcome: LockOutcome::Acquired,
+                    outcome: LockOutcome::Acquired { .. },
                 } => Some((at, token)),
                 _ => None,
             })

@@ -1,6 +1,9 @@
-//! Test support: a real `redis-server` on a free port in a temp dir.
-#![allow(dead_code)]
+//! Test support: a real `redis-server` on a free port in a temp dir, and a
+//! test PKI for its TLS port.
+#![allow(dead_code, unused_imports)]
 
 mod redis_server;
+mod tls_certs;
 
-pub use self::redis_server::RedisServer;
+pub use self::redis_server::{RedisServer, Stopped, TlsOptions};
+pub use self::tls_certs::TestPki;

@@ -1,6 +1,6 @@
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -20,6 +20,46 @@ pub struct RedisServer {
     port: u16,
     dir: PathBuf,
     extra: Vec<String>,
+    /// The `--requirepass` among the extra arguments, used by the support's
+    /// own connections.
+    password: Option<String>,
+    tls: Option<(u16, TlsOptions)>,
+}
+
+/// A TLS port for the server (besides its plain port, kept for PING and
+/// inspection): `--tls-port` with these files.
+#[derive(Debug, Clone)]
+pub struct TlsOptions {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+    pub ca: PathBuf,
+    /// `--tls-auth-clients yes`: clients must present a certificate signed by `ca`.
+    pub auth_clients: bool,
+}
+
+/// A server stopped with `SIGSTOP`; resumed with `SIGCONT` on drop, so a
+/// failing test never leaves it stopped.
+#[derive(Debug)]
+pub struct Stopped {
+    pid: u32,
+}
+
+impl Stopped {
+    pub fn resume(self) {}
+}
+
+impl Drop for Stopped {
+    fn drop(&mut self) {
+        signal(self.pid, "-CONT");
+    }
+}
+
+fn signal(pid: u32, sig: &str) {
+    let status = Command::new("kill")
+        .args([sig, &pid.to_string()])
+        .status()
+        .expect("run kill");
+    assert!(status.success(), "kill {sig} {pid} failed: {status}");
 }
 
 impl RedisServer {
@@ -31,6 +71,15 @@ impl RedisServer {
     /// Starts a server on a free port with extra command-line arguments
     /// (e.g. `["--maxmemory", "2mb"]`), kept across [`restart`](Self::restart).
     pub fn start_with(extra: &[&str]) -> Self {
+        Self::start_inner(extra, None)
+    }
+
+    /// Starts a server that also listens for TLS on a second free port.
+    pub fn start_tls(tls: TlsOptions, extra: &[&str]) -> Self {
+        Self::start_inner(extra, Some(tls))
+    }
+
+    fn start_inner(extra: &[&str], tls: Option<TlsOptions>) -> Self {
         static SEQ: AtomicU64 = AtomicU64::new(0);
         let nanos = SystemTime::now()
             .duration_since(UNIX_EPOCH)
@@ -45,11 +94,18 @@ impl RedisServer {
         let mut last_log = String::new();
         for _ in 0..5 {
             let port = free_port();
+            let password = extra
+                .iter()
+                .position(|a| *a == "--requirepass")
+                .and_then(|i| extra.get(i + 1))
+                .map(|p| (*p).to_owned());
             let mut server = Self {
                 child: None,
                 port,
                 dir: dir.clone(),
                 extra: extra.iter().map(|a| (*a).to_owned()).collect(),
+                password,
+                tls: tls.clone().map(|t| (free_port(), t)),
             };
             match server.spawn() {
                 Ok(()) => return server,
@@ -69,6 +125,30 @@ impl RedisServer {
         self.port
     }
 
+    /// `rediss://127.0.0.1:<tls port>/`; panics if the server has no TLS port.
+    pub fn tls_url(&self) -> String {
+        let (port, _) = self.tls.as_ref().expect("a server started with start_tls");
+        format!("rediss://127.0.0.1:{port}/")
+    }
+
+    /// The server's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("a running server").id()
+    }
+
+    /// Stops the server with `SIGSTOP` until the guard is dropped: it keeps
+    /// its sockets (the kernel still accepts connections) but answers nothing.
+    pub fn stop(&self) -> Stopped {
+        let pid = self.pid();
+        signal(pid, "-STOP");
+        Stopped { pid }
+    }
+
+    /// The server's temp dir.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
     /// The server's log so far.
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir.join("redis.log")).unwrap_or_default()
@@ -76,7 +156,11 @@ impl RedisServer {
 
     /// A fresh connection for inspecting the server from a test.
     pub fn connection(&self) -> redis::Connection {
-        let client = redis::Client::open(self.url()).expect("redis url");
+        let url = match &self.password {
+            Some(p) => format!("redis://:{p}@127.0.0.1:{}/", self.port),
+            None => self.url(),
+        };
+        let client = redis::Client::open(url).expect("redis url");
         client
             .get_connection_with_timeout(Duration::from_secs(5))
             .unwrap_or_else(|e| panic!("connect to redis-server: {e}\nlog:\n{}", self.log()))
@@ -120,7 +204,22 @@ impl RedisServer {
     fn spawn(&mut self) -> Result<(), String> {
         let log_path = self.dir.join("redis.log");
         let _ = std::fs::remove_file(&log_path);
-        let spawned = Command::new("redis-server")
+        let mut command = Command::new("redis-server");
+        if let Some((port, tls)) = &self.tls {
+            command
+                .args(["--tls-port", &port.to_string()])
+                .arg("--tls-cert-file")
+                .arg(&tls.cert)
+                .arg("--tls-key-file")
+                .arg(&tls.key)
+                .arg("--tls-ca-cert-file")
+                .arg(&tls.ca)
+                .args([
+                    "--tls-auth-clients",
+                    if tls.auth_clients { "yes" } else { "no" },
+                ]);
+        }
+        let spawned = command
             .args(["--port", &self.port.to_string()])
             .args(["--bind", "127.0.0.1"])
             .args(["--save", ""])
@@ -195,6 +294,7 @@ fn ping(port: u16) -> bool {
     if s.write_all(b"PING\r\n").is_err() {
         return false;
     }
+    // `+PONG`, or `-NOAUTH ...` from a server with a password: up either way.
     let mut buf = [0u8; 7];
-    s.read_exact(&mut buf).is_ok() && &buf == b"+PONG\r\n"
+    s.read_exact(&mut buf).is_ok() && (&buf == b"+PONG\r\n" || buf.starts_with(b"-NOAUTH"))
 }

@@ -1,3 +1,4 @@
+#!lua flags=no-writes
 -- Sessions touched within the session TTL, by the server's clock.
 -- KEYS: sessions; ARGV: session_ttl_ms
 local t = redis.call('TIME')

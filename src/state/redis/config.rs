@@ -1,3 +1,5 @@
+#[cfg(feature = "tls")]
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::error::ConfigError;
@@ -13,7 +15,50 @@ use crate::error::ConfigError;
 ///
 /// Namespace `cm`; connect timeout 1 s; read and write timeouts 500 ms;
 /// session TTL 24 h; window TTL 24 h; at most 1 000 000 live sessions and
-/// 10 000 distinct tool names.
+/// 10 000 distinct tool names; no TLS files.
+///
+/// # Timeouts: how long a call can block
+///
+/// Every call to Redis (an event, a batch, a composite read, a lock, a sink
+/// write, and connecting) runs against one deadline, measured from the call's
+/// start and covering every step: waiting for the connection (shared with
+/// other threads using the same state or sink), opening it, sending the
+/// request, and reading the reply.
+///
+/// - Connecting ([`RedisState::connect`](super::RedisState::connect),
+///   [`RedisSink::connect`](crate::sink::RedisSink::connect)) returns within
+///   `connect_timeout`: name resolution, TCP connect, the TLS handshake,
+///   `AUTH`, `SELECT` and a `PING` included.
+/// - A call that finds its connection open returns within `read_timeout`
+///   (sending blocks at most `write_timeout` of it).
+/// - A call that has to (re)connect first, or waits for another thread's
+///   call on the shared connection, returns within
+///   `connect_timeout + read_timeout`. This is the bound for every call.
+///
+/// Past its bound a call fails with
+/// [`BackendError::Timeout`](crate::BackendError::Timeout) and the
+/// connection is dropped; the next call opens a new one. The bounds hold
+/// up to the operating system's scheduling delay (the tests allow 10 %);
+/// a server that keeps sending a reply one byte at a time can stretch a
+/// read, since each read of the socket restarts its wait.
+///
+/// # Credentials and TLS
+///
+/// A user name and password go in the URL:
+/// `redis://user:password@host:6379/` (ACL user), or
+/// `redis://:password@host:6379/` (the default user, `requirepass`);
+/// characters such as `@`, `:` or `/` in them must be percent-encoded. A
+/// database other than 0 is the URL's path (`redis://host/2`). The URL's
+/// `protocol` parameter is ignored: the crate speaks RESP2. Missing or wrong
+/// credentials fail at connect with
+/// [`BackendError::Auth`](crate::BackendError::Auth).
+///
+/// TLS (cargo feature `tls`) is selected by a `rediss://` URL. The server's
+/// certificate is checked against the CA file given with
+/// `with_tls_ca_file`, or else against the system's trusted roots; the
+/// host name in the URL must be named by the certificate. A client
+/// certificate, for servers that require one (`tls-auth-clients yes`), is
+/// given with `with_tls_client_cert`. The files are read once, at connect.
 ///
 /// ```
 /// use std::time::Duration;
@@ -32,11 +77,22 @@ pub struct RedisConfig {
     connect_timeout: Duration,
     read_timeout: Duration,
     write_timeout: Duration,
+    /// Boxed: most configurations have none, and the struct stays small.
+    #[cfg(feature = "tls")]
+    tls: Option<Box<TlsFiles>>,
     session_ttl: Duration,
     window_ttl: Duration,
     max_sessions: usize,
     max_tools: usize,
     dedup_horizon: Duration,
+}
+
+/// The TLS files of a [`RedisConfig`].
+#[cfg(feature = "tls")]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+struct TlsFiles {
+    ca_file: Option<PathBuf>,
+    client_cert: Option<(PathBuf, PathBuf)>,
 }
 
 impl Default for RedisConfig {
@@ -46,6 +102,8 @@ impl Default for RedisConfig {
             connect_timeout: Duration::from_secs(1),
             read_timeout: Duration::from_millis(500),
             write_timeout: Duration::from_millis(500),
+            #[cfg(feature = "tls")]
+            tls: None,
             session_ttl: Duration::from_secs(24 * 3600),
             window_ttl: Duration::from_secs(24 * 3600),
             max_sessions: 1_000_000,
@@ -65,22 +123,68 @@ impl RedisConfig {
         self
     }
 
-    /// How long opening a connection (TCP connect and handshake) may take.
+    /// How long opening a connection may take, everything included (name
+    /// resolution, TCP connect, TLS handshake, `AUTH`, `SELECT`, `PING`).
+    /// See [Timeouts](Self#timeouts-how-long-a-call-can-block).
     pub fn with_connect_timeout(mut self, timeout: Duration) -> Self {
         self.connect_timeout = timeout;
         self
     }
 
-    /// How long one reply may take to arrive.
+    /// How long a request may take on an open connection, from sending it
+    /// to the end of its reply. See
+    /// [Timeouts](Self#timeouts-how-long-a-call-can-block).
     pub fn with_read_timeout(mut self, timeout: Duration) -> Self {
         self.read_timeout = timeout;
         self
     }
 
-    /// How long sending one request may block.
+    /// How long sending one request may block (within the read timeout's
+    /// budget: the smaller of the two applies).
     pub fn with_write_timeout(mut self, timeout: Duration) -> Self {
         self.write_timeout = timeout;
         self
+    }
+
+    /// Checks the server's TLS certificate against the CA certificates in
+    /// this PEM file instead of the system's trusted roots (feature `tls`;
+    /// needs a `rediss://` URL, else connect fails with
+    /// [`BackendError::InvalidConfig`](crate::BackendError::InvalidConfig)).
+    /// A certificate not signed by them fails at connect with
+    /// [`BackendError::Tls`](crate::BackendError::Tls).
+    #[cfg(feature = "tls")]
+    pub fn with_tls_ca_file(mut self, path: impl Into<PathBuf>) -> Self {
+        self.tls.get_or_insert_with(Box::default).ca_file = Some(path.into());
+        self
+    }
+
+    /// Presents this client certificate (PEM, chain allowed) and its private
+    /// key (PEM, PKCS#8, PKCS#1 or SEC1) to servers that ask for one
+    /// (feature `tls`; needs a `rediss://` URL).
+    #[cfg(feature = "tls")]
+    pub fn with_tls_client_cert(
+        mut self,
+        cert: impl Into<PathBuf>,
+        key: impl Into<PathBuf>,
+    ) -> Self {
+        self.tls.get_or_insert_with(Box::default).client_cert = Some((cert.into(), key.into()));
+        self
+    }
+
+    /// The CA file, if set.
+    #[cfg(feature = "tls")]
+    pub fn tls_ca_file(&self) -> Option<&Path> {
+        self.tls.as_ref()?.ca_file.as_deref()
+    }
+
+    /// The client certificate and key files, if set.
+    #[cfg(feature = "tls")]
+    pub fn tls_client_cert(&self) -> Option<(&Path, &Path)> {
+        self.tls
+            .as_ref()?
+            .client_cert
+            .as_ref()
+            .map(|(c, k)| (c.as_path(), k.as_path()))
     }
 
     /// A session not touched for this long (by the Redis server's clock) is

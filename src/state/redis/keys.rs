@@ -36,10 +36,13 @@ pub(crate) const SESSION_FENCE: &str = "f";
 pub(crate) const EVENT_ID: &str = "e";
 /// Family tag: a [`RedisSink`](crate::sink::RedisSink) series.
 pub(crate) const SERIES: &str = "series";
+/// Family tag: the newest fencing generation a
+/// [`RedisSink`](crate::sink::RedisSink) recorded for a session's composite.
+pub(crate) const SINK_GENERATION: &str = "g";
 
 /// Every family tag, for the disjointness test.
 #[cfg(test)]
-pub(crate) const FAMILIES: [&str; 7] = [
+pub(crate) const FAMILIES: [&str; 8] = [
     SESSION,
     SESSION_DECISIONS,
     SESSION_LOCK,
@@ -47,6 +50,7 @@ pub(crate) const FAMILIES: [&str; 7] = [
     SESSION_FENCE,
     EVENT_ID,
     SERIES,
+    SINK_GENERATION,
 ];
 
 /// The key names of one namespace, built once.
@@ -70,10 +74,13 @@ pub(crate) struct Keys {
     pub(crate) meta: String,
     /// [`RedisSink`](crate::sink::RedisSink)'s latest values.
     pub(crate) latest: String,
+    /// The newest fencing generation [`RedisSink`](crate::sink::RedisSink)
+    /// recorded for the global composite.
+    pub(crate) latest_generation: String,
 }
 
 /// The fixed names (none contains `:`).
-pub(crate) const FIXED: [&str; 14] = [
+pub(crate) const FIXED: [&str; 15] = [
     "totals",
     "latency",
     "decisions",
@@ -88,6 +95,7 @@ pub(crate) const FIXED: [&str; 14] = [
     "calc_log",
     "meta",
     "latest",
+    "latest_generation",
 ];
 
 impl Keys {
@@ -109,6 +117,7 @@ impl Keys {
             calc_log: k("calc_log"),
             meta: k("meta"),
             latest: k("latest"),
+            latest_generation: k("latest_generation"),
             prefix,
         }
     }
@@ -154,6 +163,15 @@ impl Keys {
         }
     }
 
+    /// Where [`RedisSink`](crate::sink::RedisSink) keeps the newest fencing
+    /// generation it recorded for a scope's composite.
+    pub(crate) fn sink_generation_of(&self, session: Option<&str>) -> String {
+        match session {
+            None => self.latest_generation.clone(),
+            Some(id) => self.family(SINK_GENERATION, id),
+        }
+    }
+
     /// The fencing generation counter of a scope.
     pub(crate) fn fence_of(&self, scope: Scope<'_>) -> String {
         match scope {
@@ -192,6 +210,7 @@ mod tests {
                 (k.lock_of(Scope::Session(id)), SESSION_LOCK),
                 (k.last_of(Scope::Session(id)), SESSION_LAST),
                 (k.fence_of(Scope::Session(id)), SESSION_FENCE),
+                (k.sink_generation_of(Some(id)), SINK_GENERATION),
             ] {
                 out.push((key, format!("{ns}/{tag}/{id}")));
             }
@@ -200,6 +219,7 @@ mod tests {
             (k.lock_of(Scope::Global), "lock"),
             (k.last_of(Scope::Global), "last"),
             (k.fence_of(Scope::Global), "fence"),
+            (k.sink_generation_of(None), "latest_generation"),
         ] {
             out.push((key, format!("{ns}/fixed/{name}")));
         }

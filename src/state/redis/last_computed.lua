@@ -1,7 +1,10 @@
--- Microseconds since the last calculation started, by the server's clock; -1 if none.
+#!lua flags=no-writes
+-- Microseconds since the last calculation started, by the server's clock; -1
+-- if none (or the marker holds something this crate did not write).
 -- KEYS: marker
+if redis.call('TYPE', KEYS[1]).ok ~= 'string' then return -1 end
 local m = redis.call('GET', KEYS[1])
-if not m then return -1 end
+if not string.match(m, '^%d+$') or #m > 16 then return -1 end
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 return math.max(now - tonumber(m), 0)

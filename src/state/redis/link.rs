@@ -1,13 +1,17 @@
 use std::fmt;
+use std::io;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
 
 use ::redis::{
-    Client, Cmd, Connection, ConnectionLike, ErrorKind, RedisError, ServerErrorKind, Value,
+    Client, Cmd, Connection, ConnectionInfo, ConnectionLike, ErrorKind, IntoConnectionInfo,
+    RedisConnectionInfo, RedisError, ServerErrorKind, Value,
 };
 use parking_lot::Mutex;
 
 use super::RedisConfig;
-use crate::error::BackendError;
+use crate::error::{BackendError, ConfigError};
 
 /// A Lua script: its body and SHA1, run with `EVALSHA`, falling back to
 /// `EVAL` (which also caches it again) when the server answers `NOSCRIPT`
@@ -38,10 +42,30 @@ impl LuaScript {
 /// breaks the connection drops it; the next request opens a new one. A
 /// request on a reused connection that the server had closed (a restart, an
 /// idle timeout) is retried once on a new connection.
+///
+/// Every call runs against one deadline (see [`RedisConfig`]'s "Timeouts"):
+/// `connect_timeout + read_timeout` from its start for the whole call, at
+/// most `connect_timeout` of it for opening a connection, and at most
+/// `read_timeout` for each request (send and reply). The socket timeouts are
+/// set to what is left of the deadline before each send and each reply, so
+/// a request made of several replies (a pipeline, `NOSCRIPT` then `EVAL`)
+/// cannot wait a full timeout per reply.
+///
+/// The client library's own handshake is not used (it waits its timeout
+/// again for each reply of its setup pipeline): the library only opens the
+/// socket, on a helper thread that the caller stops waiting for at the
+/// deadline, and `AUTH`, `SELECT` and a `PING` are sent here as one
+/// pipeline under the deadline.
 pub(crate) struct Link {
+    /// Opens sockets only: no credentials, database 0, no `CLIENT SETINFO`.
     client: Client,
+    /// `AUTH [user] password`, `SELECT db` (if not 0) and `PING`, packed.
+    handshake: Vec<u8>,
+    /// How many replies `handshake` gets; the first is `AUTH`'s if `auth`.
+    handshake_replies: usize,
+    auth: bool,
     config: RedisConfig,
-    con: Mutex<Option<Connection>>,
+    con: Mutex<Option<Open>>,
     reconnects: AtomicU64,
 }
 
@@ -57,18 +81,152 @@ impl fmt::Debug for Link {
     }
 }
 
+/// An open connection and the socket timeouts last set on it (`None`:
+/// unknown or unbounded, so the next use sets them).
+struct Open {
+    con: Connection,
+    read: Option<Duration>,
+    write: Option<Duration>,
+}
+
+/// A socket timeout already set within this much of the wanted one is
+/// kept: on the usual path (a short request sent without blocking) this
+/// saves two system calls per request, and moves no wait by more than this
+/// (a wait may end this much early, or late).
+const TIMEOUT_SLACK: Duration = Duration::from_millis(1);
+
+impl Open {
+    fn set_read(&mut self, want: Duration) -> Result<(), RedisError> {
+        if !keeps(self.read, want) {
+            self.con.set_read_timeout(Some(want))?;
+            self.read = Some(want);
+        }
+        Ok(())
+    }
+
+    fn set_write(&mut self, want: Duration) -> Result<(), RedisError> {
+        if !keeps(self.write, want) {
+            self.con.set_write_timeout(Some(want))?;
+            self.write = Some(want);
+        }
+        Ok(())
+    }
+}
+
+fn keeps(current: Option<Duration>, want: Duration) -> bool {
+    current.is_some_and(|c| c.abs_diff(want) <= TIMEOUT_SLACK)
+}
+
+/// The time left until `deadline`, or a timeout error when none is left.
+fn left(deadline: Instant) -> Result<Duration, RedisError> {
+    let d = deadline.saturating_duration_since(Instant::now());
+    if d.is_zero() {
+        Err(timed_out())
+    } else {
+        Ok(d)
+    }
+}
+
+fn timed_out() -> RedisError {
+    RedisError::from(io::Error::from(io::ErrorKind::TimedOut))
+}
+
+/// One request on an open connection, bounded by a deadline.
+pub(crate) struct Exchange<'a> {
+    open: &'a mut Open,
+    deadline: Instant,
+    write_timeout: Duration,
+}
+
+impl Exchange<'_> {
+    /// Sends `bytes` (one or more packed commands). The read timeout is set
+    /// too: over TLS a write can read (the handshake, on the first send of
+    /// a new connection, whose socket comes without timeouts).
+    fn send(&mut self, bytes: &[u8]) -> Result<(), RedisError> {
+        let d = left(self.deadline)?;
+        self.open.set_write(d.min(self.write_timeout))?;
+        self.open.set_read(d)?;
+        self.open.con.send_packed_command(bytes)
+    }
+
+    /// Reads one reply; an error reply (at any depth) is returned as `Err`.
+    fn recv(&mut self) -> Result<Value, RedisError> {
+        let d = left(self.deadline)?;
+        self.open.set_read(d)?;
+        self.open.con.recv_response()?.extract_error()
+    }
+
+    /// Sends `bytes` and reads `replies` replies; the first error reply is
+    /// returned after all replies were read (so the connection stays in
+    /// step), an I/O error at once.
+    fn send_recv_all(&mut self, bytes: &[u8], replies: usize) -> Result<(), RedisError> {
+        self.send(bytes)?;
+        let mut first_err = None;
+        for _ in 0..replies {
+            match self.recv() {
+                Ok(_) => {}
+                Err(e) if e.is_io_error() || e.is_timeout() => return Err(e),
+                Err(e) => {
+                    first_err.get_or_insert(e);
+                }
+            }
+        }
+        first_err.map_or(Ok(()), Err)
+    }
+}
+
 impl Link {
-    /// Parses `url` and connects once, so a wrong address fails here.
+    /// Parses `url` and connects once, so a wrong address, wrong
+    /// credentials or a certificate problem fail here, within the connect
+    /// timeout.
     pub(crate) fn open(url: &str, config: RedisConfig) -> Result<Self, BackendError> {
+        const OP: &str = "connect";
+        let deadline = Instant::now() + config.connect_timeout();
         config.validate().map_err(BackendError::InvalidConfig)?;
-        let client = Client::open(url).map_err(|e| map_error("connect", e))?;
+        if cfg!(not(feature = "tls")) && (url.starts_with("rediss:") || url.starts_with("valkeys:"))
+        {
+            return Err(BackendError::InvalidConfig(ConfigError::OutOfRange {
+                field: "url",
+                reason: "a `rediss://` URL needs the crate's `tls` feature",
+            }));
+        }
+        let info = url.into_connection_info().map_err(|e| map_error(OP, e))?;
+        let redis = info.redis_settings();
+        let mut handshake = Vec::new();
+        let mut replies = 0;
+        let auth = redis.password().is_some();
+        if let Some(password) = redis.password() {
+            let mut cmd = ::redis::cmd("AUTH");
+            if let Some(user) = redis.username() {
+                cmd.arg(user);
+            }
+            cmd.arg(password);
+            cmd.write_packed_command(&mut handshake);
+            replies += 1;
+        }
+        if redis.db() != 0 {
+            ::redis::cmd("SELECT")
+                .arg(redis.db())
+                .write_packed_command(&mut handshake);
+            replies += 1;
+        }
+        ::redis::cmd("PING").write_packed_command(&mut handshake);
+        replies += 1;
+        let socket_only = info
+            .clone()
+            .set_redis_settings(RedisConnectionInfo::default().set_skip_set_lib_name());
+        let client = client_for(socket_only, &config)?;
         let link = Self {
             client,
+            handshake,
+            handshake_replies: replies,
+            auth,
             config,
             con: Mutex::new(None),
             reconnects: AtomicU64::new(0),
         };
-        *link.con.lock() = Some(link.connect()?);
+        let open = link.connect(deadline)?;
+        *link.con.lock() = Some(open);
         Ok(link)
     }
 
@@ -81,45 +239,108 @@ impl Link {
         self.reconnects.load(Ordering::Relaxed)
     }
 
-    fn connect(&self) -> Result<Connection, BackendError> {
-        let op = "connect";
-        let con = self
-            .client
-            .get_connection_with_timeout(self.config.connect_timeout())
-            .map_err(|e| map_error(op, e))?;
-        con.set_read_timeout(Some(self.config.read_timeout()))
-            .map_err(|e| map_error(op, e))?;
-        con.set_write_timeout(Some(self.config.write_timeout()))
-            .map_err(|e| map_error(op, e))?;
-        Ok(con)
+    /// Opens a connection and runs the handshake, both before `deadline`.
+    fn connect(&self, deadline: Instant) -> Result<Open, BackendError> {
+        const OP: &str = "connect";
+        let budget = left(deadline).map_err(|e| map_error(OP, e))?;
+        let con = self.open_socket(budget)?;
+        let mut open = Open {
+            con,
+            read: None,
+            write: None,
+        };
+        let mut ex = Exchange {
+            open: &mut open,
+            deadline,
+            write_timeout: self.config.write_timeout(),
+        };
+        ex.send(&self.handshake).map_err(|e| map_error(OP, e))?;
+        for i in 0..self.handshake_replies {
+            match ex.recv() {
+                Ok(_) => {}
+                // Any refusal of `AUTH` is about the credentials, whatever
+                // its code (e.g. `ERR AUTH <password> called without any
+                // password configured`).
+                Err(e) if i == 0 && self.auth && e.code().is_some() => {
+                    return Err(BackendError::Auth {
+                        op: OP,
+                        source: Box::new(e),
+                    });
+                }
+                Err(e) => return Err(map_error(OP, e)),
+            }
+        }
+        Ok(open)
     }
 
-    /// Runs `f` on the connection; `f` adds one to its counter per round trip.
+    /// Opens the socket (and TLS session object) on a helper thread, so
+    /// name resolution and the library's per-address connect timeouts
+    /// cannot stretch the wait: the caller waits at most `budget`. An
+    /// attempt that misses it is abandoned; its thread ends when the
+    /// library gives up (within `budget` per resolved address).
+    fn open_socket(&self, budget: Duration) -> Result<Connection, BackendError> {
+        const OP: &str = "connect";
+        let client = self.client.clone();
+        let (tx, rx) = mpsc::sync_channel(1);
+        std::thread::Builder::new()
+            .name("cm-redis-connect".to_owned())
+            .spawn(move || {
+                // The receiver may be gone (deadline passed): nothing to do then.
+                let _ = tx.send(client.get_connection_with_timeout(budget));
+            })
+            .map_err(|e| BackendError::Connection {
+                op: OP,
+                source: Box::new(e),
+            })?;
+        match rx.recv_timeout(budget) {
+            Ok(result) => result.map_err(|e| map_error(OP, e)),
+            Err(mpsc::RecvTimeoutError::Timeout) => Err(BackendError::Timeout { op: OP }),
+            Err(mpsc::RecvTimeoutError::Disconnected) => Err(BackendError::Connection {
+                op: OP,
+                source: "the connect thread ended without an answer".into(),
+            }),
+        }
+    }
+
+    /// Runs `f` on the connection under the call's deadline; `f` adds one to
+    /// its counter per round trip.
     fn run<T>(
         &self,
         op: &'static str,
         trips: &AtomicU64,
-        mut f: impl FnMut(&mut Connection, &AtomicU64) -> Result<T, RedisError>,
+        mut f: impl FnMut(&mut Exchange<'_>, &AtomicU64) -> Result<T, RedisError>,
     ) -> Result<T, BackendError> {
-        let mut guard = self.con.lock();
+        let start = Instant::now();
+        let read_timeout = self.config.read_timeout();
+        let call_deadline = start + self.config.connect_timeout() + read_timeout;
+        let Some(mut guard) = self.con.try_lock_until(call_deadline) else {
+            return Err(BackendError::Timeout { op });
+        };
         let mut retried = false;
         loop {
             let fresh = guard.is_none();
-            let con = match guard.as_mut() {
-                Some(con) => con,
+            let open = match guard.as_mut() {
+                Some(open) => open,
                 None => {
                     self.reconnects.fetch_add(1, Ordering::Relaxed);
-                    guard.insert(self.connect()?)
+                    let connect_deadline =
+                        (Instant::now() + self.config.connect_timeout()).min(call_deadline);
+                    guard.insert(self.connect(connect_deadline)?)
                 }
             };
-            match f(con, trips) {
+            let mut ex = Exchange {
+                open,
+                deadline: (Instant::now() + read_timeout).min(call_deadline),
+                write_timeout: self.config.write_timeout(),
+            };
+            match f(&mut ex, trips) {
                 Ok(v) => return Ok(v),
                 Err(e) => {
                     let broken = e.is_timeout()
                         || e.is_io_error()
                         || e.is_connection_dropped()
                         || e.is_unrecoverable_error()
-                        || !con.is_open();
+                        || !ex.open.con.is_open();
                     if broken {
                         *guard = None;
                     }
@@ -134,16 +355,25 @@ impl Link {
         }
     }
 
-    /// Runs a pipeline, one round trip.
+    /// Runs a pipeline, one round trip; fails with the first error reply.
+    #[allow(dead_code)] // RedisSink, its last user, now records with a script.
     pub(crate) fn pipeline(
         &self,
         op: &'static str,
         trips: &AtomicU64,
         pipe: &::redis::Pipeline,
     ) -> Result<(), BackendError> {
-        self.run(op, trips, |con, trips| {
+        let packed = pipe.get_packed_pipeline();
+        // A transaction gets `OK` for `MULTI`, `QUEUED` per command, and
+        // `EXEC`'s array.
+        let replies = if pipe.is_transaction() {
+            pipe.len() + 2
+        } else {
+            pipe.len()
+        };
+        self.run(op, trips, |ex, trips| {
             trips.fetch_add(1, Ordering::Relaxed);
-            pipe.query::<()>(con)
+            ex.send_recv_all(&packed, replies)
         })
     }
 
@@ -163,13 +393,15 @@ impl Link {
             args(&mut cmd);
             cmd
         };
-        let evalsha = build("EVALSHA", &script.sha);
-        self.run(op, trips, |con, trips| {
+        let evalsha = build("EVALSHA", &script.sha).get_packed_command();
+        self.run(op, trips, |ex, trips| {
             trips.fetch_add(1, Ordering::Relaxed);
-            match evalsha.query::<Value>(con) {
+            ex.send(&evalsha)?;
+            match ex.recv() {
                 Err(e) if e.kind() == ErrorKind::Server(ServerErrorKind::NoScript) => {
                     trips.fetch_add(1, Ordering::Relaxed);
-                    build("EVAL", script.body).query::<Value>(con)
+                    ex.send(&build("EVAL", script.body).get_packed_command())?;
+                    ex.recv()
                 }
                 other => other,
             }
@@ -193,14 +425,86 @@ impl Link {
     }
 }
 
+/// The client for `info`: with the configured TLS files for a `rediss://`
+/// URL (feature `tls`).
+fn client_for(info: ConnectionInfo, config: &RedisConfig) -> Result<Client, BackendError> {
+    const OP: &str = "connect";
+    #[cfg(feature = "tls")]
+    {
+        let tls_url = matches!(info.addr(), ::redis::ConnectionAddr::TcpTls { .. });
+        let has_files = config.tls_ca_file().is_some() || config.tls_client_cert().is_some();
+        if has_files && !tls_url {
+            return Err(BackendError::InvalidConfig(ConfigError::OutOfRange {
+                field: "tls_ca_file",
+                reason: "TLS files need a `rediss://` URL",
+            }));
+        }
+        if has_files {
+            return tls_client(info, config);
+        }
+    }
+    #[cfg(not(feature = "tls"))]
+    let _ = config;
+    Client::open(info).map_err(|e| map_error(OP, e))
+}
+
+#[cfg(feature = "tls")]
+fn tls_client(info: ConnectionInfo, config: &RedisConfig) -> Result<Client, BackendError> {
+    use ::redis::{ClientTlsConfig, TlsCertificates};
+    const OP: &str = "connect";
+    let read = |path: &std::path::Path, what: &str| {
+        std::fs::read(path).map_err(|e| BackendError::Tls {
+            op: OP,
+            source: format!("cannot read the {what} `{}`: {e}", path.display()).into(),
+        })
+    };
+    let root_cert = match config.tls_ca_file() {
+        Some(path) => Some(read(path, "CA file")?),
+        None => None,
+    };
+    let client_tls = match config.tls_client_cert() {
+        Some((cert, key)) => Some(ClientTlsConfig {
+            client_cert: read(cert, "client certificate")?,
+            client_key: read(key, "client key")?,
+        }),
+        None => None,
+    };
+    Client::build_with_tls(
+        info,
+        TlsCertificates {
+            client_tls,
+            root_cert,
+        },
+    )
+    .map_err(|e| BackendError::Tls {
+        op: OP,
+        source: Box::new(e),
+    })
+}
+
 /// The error code the record script answers when a limit would be exceeded.
 const CAPACITY: &str = "CMCAPACITY";
 
 /// Maps a client error to the crate's backend error.
 pub(crate) fn map_error(op: &'static str, e: RedisError) -> BackendError {
     if e.is_timeout() {
-        BackendError::Timeout { op }
-    } else if e.is_io_error() || e.is_connection_dropped() || e.is_connection_refusal() {
+        return BackendError::Timeout { op };
+    }
+    #[cfg(feature = "tls")]
+    if let Some(source) = tls_error(&e) {
+        return BackendError::Tls { op, source };
+    }
+    match e.code() {
+        Some("LOADING") => return BackendError::Loading { op },
+        Some("NOAUTH" | "WRONGPASS") => {
+            return BackendError::Auth {
+                op,
+                source: Box::new(e),
+            }
+        }
+        _ => {}
+    }
+    if e.is_io_error() || e.is_connection_dropped() || e.is_connection_refusal() {
         BackendError::Connection {
             op,
             source: Box::new(e),
@@ -211,4 +515,22 @@ pub(crate) fn map_error(op: &'static str, e: RedisError) -> BackendError {
             source: Box::new(e),
         }
     }
+}
+
+/// The TLS failure behind `e`, if it is one: the `rustls` error carried by
+/// the I/O error (a certificate the CA did not sign, an alert from the
+/// server asking for a client certificate, ...).
+#[cfg(feature = "tls")]
+fn tls_error(e: &RedisError) -> Option<Box<dyn std::error::Error + Send + Sync>> {
+    type Shared = std::sync::Arc<dyn std::error::Error + Send + Sync>;
+    // The client library keeps an I/O error as `Arc<dyn Error>` and gives
+    // that `Arc` as the source.
+    let source = std::error::Error::source(e)?;
+    let io = match source.downcast_ref::<Shared>() {
+        Some(shared) => shared.downcast_ref::<io::Error>()?,
+        None => source.downcast_ref::<io::Error>()?,
+    };
+    let inner = io.get_ref()?;
+    let tls = inner.downcast_ref::<rustls::Error>()?;
+    Some(Box::new(tls.clone()))
 }

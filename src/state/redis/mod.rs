@@ -9,5 +9,7 @@ mod reply;
 mod script_error;
 
 pub use self::config::RedisConfig;
-pub(crate) use self::link::Link;
+pub(crate) use self::keys::Keys;
+pub(crate) use self::link::{Link, LuaScript};
 pub use self::redis_state::RedisState;
+pub(crate) use self::reply::unexpected;

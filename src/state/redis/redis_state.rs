@@ -15,7 +15,8 @@ use crate::error::BackendError;
 use crate::event::{Event, EventType};
 use crate::score::CompositeInputs;
 use crate::state::{
-    LockOutcome, LockToken, Observation, OpCounts, Scope, SessionSummary, StateBackend,
+    LockOutcome, LockToken, Observation, OpCounts, Scope, SessionCursor, SessionPage,
+    SessionSummary, StateBackend,
 };
 use crate::window::{DecisionWindow, LatencyWindow, RATE_SECONDS};
 
@@ -105,7 +106,9 @@ struct Scripts {
     epoch_init: LuaScript,
     record: LuaScript,
     composite: LuaScript,
+    composite_sessions: LuaScript,
     active: LuaScript,
+    active_page: LuaScript,
     try_lock: LuaScript,
     unlock: LuaScript,
     last_computed: LuaScript,
@@ -120,6 +123,7 @@ struct Counters {
     locks_acquired: AtomicU64,
     unlocks: AtomicU64,
     marker_reads: AtomicU64,
+    foreign_keys: AtomicU64,
     other_trips: AtomicU64,
 }
 
@@ -185,7 +189,9 @@ impl RedisState {
                 epoch_init: LuaScript::new(with_prelude!("epoch_init.lua")),
                 record: LuaScript::new(with_prelude!("record.lua")),
                 composite: LuaScript::new(with_prelude!("composite.lua")),
+                composite_sessions: LuaScript::new(include_str!("composite_sessions.lua")),
                 active: LuaScript::new(include_str!("active.lua")),
+                active_page: LuaScript::new(include_str!("active_page.lua")),
                 try_lock: LuaScript::new(include_str!("try_lock.lua")),
                 unlock: LuaScript::new(include_str!("unlock.lua")),
                 last_computed: LuaScript::new(include_str!("last_computed.lua")),
@@ -388,6 +394,23 @@ impl RedisState {
         Ok(())
     }
 
+    /// Counts and logs the keys a lock attempt found foreign and neutralised
+    /// (`bits` as try_lock.lua answers them).
+    fn foreign(&self, bits: u64, lock: &str, last: &str, fence: &str) {
+        let found = [
+            (1, lock, "a lock key not set by this crate (no TTL, wrong type or not a lock token); its TTL was capped at the lease"),
+            (2, last, "a \"last computed\" marker not set by this crate; it was replaced"),
+            (4, fence, "a fencing generation not set by this crate; it was replaced by a larger one"),
+            (8, self.keys.calc_log.as_str(), "a calculation log of the wrong type; it was replaced"),
+        ];
+        for (bit, key, what) in found {
+            if bits & bit != 0 {
+                self.counters.foreign_keys.fetch_add(1, Ordering::Relaxed);
+                log::warn!("redis key {key:?} held {what}");
+            }
+        }
+    }
+
     fn since(op: &'static str, v: &Value) -> Result<Option<Duration>, BackendError> {
         let us = int(op, v)?;
         Ok(u64::try_from(us).ok().map(Duration::from_micros))
@@ -526,6 +549,94 @@ impl StateBackend for RedisState {
             .collect()
     }
 
+    fn session_inputs(
+        &self,
+        sessions: &[Arc<str>],
+        out: &mut Vec<CompositeInputs>,
+    ) -> Result<(), BackendError> {
+        const OP: &str = "session_inputs";
+        if sessions.is_empty() {
+            return Ok(());
+        }
+        self.counters
+            .composite_reads
+            .fetch_add(sessions.len() as u64, Ordering::Relaxed);
+        let mut keys = Vec::with_capacity(2 * sessions.len());
+        for id in sessions {
+            keys.push(self.keys.session(id));
+            keys.push(self.keys.session_decisions(id));
+        }
+        let key_refs: Vec<&str> = keys.iter().map(String::as_str).collect();
+        let reply = self.link.eval(
+            OP,
+            &self.counters.other_trips,
+            &self.scripts.composite_sessions,
+            &key_refs,
+            &|_| {},
+        )?;
+        let v = array(OP, &reply)?;
+        if v.len() != 5 * sessions.len() {
+            return Err(unexpected(OP, "wrong number of values per session"));
+        }
+        let start = out.len();
+        out.reserve(sessions.len());
+        for r in v.chunks_exact(5) {
+            // `r` holds exactly 5 values, so the indexes 0..=4 are in bounds.
+            let parsed = (|| {
+                let n = |i: usize| uint(OP, &r[i]);
+                let (accepted, len) = (n(3)?, n(4)?);
+                Ok::<_, BackendError>(CompositeInputs {
+                    success_rate: rate(n(0)?, n(1)?),
+                    acceptance_rate: (len > 0).then(|| 100.0 * accepted as f64 / len as f64),
+                    tool_runs: n(2)?,
+                })
+            })();
+            match parsed {
+                Ok(inputs) => out.push(inputs),
+                Err(e) => {
+                    out.truncate(start);
+                    return Err(e);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn active_sessions_page(
+        &self,
+        cursor: Option<SessionCursor>,
+        limit: usize,
+    ) -> Result<SessionPage, BackendError> {
+        const OP: &str = "active_sessions_page";
+        let from = match &cursor {
+            None => "0",
+            Some(c) => match c.token() {
+                Some(t) if !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit()) => t,
+                _ => return Err(unexpected(OP, "a session cursor made by another backend")),
+            },
+        };
+        let ttl = ms(self.link.config().session_ttl());
+        let reply = self.link.eval(
+            OP,
+            &self.counters.other_trips,
+            &self.scripts.active_page,
+            &[&self.keys.sessions],
+            &|cmd| {
+                cmd.arg(from).arg(limit.max(1)).arg(ttl);
+            },
+        )?;
+        let v = array(OP, &reply)?;
+        let next = text(OP, at(OP, v, 0)?)?;
+        let sessions = array(OP, at(OP, v, 1)?)?
+            .iter()
+            .map(|v| text(OP, v).map(Arc::from))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(SessionPage {
+            sessions,
+            next: (next != "0").then(|| SessionCursor::new(next)),
+        })
+    }
+
     fn try_lock(
         &self,
         scope: Scope<'_>,
@@ -533,40 +644,17 @@ impl StateBackend for RedisState {
         lease: Duration,
         min_interval: Duration,
     ) -> Result<LockOutcome, BackendError> {
-        const OP: &str = "try_lock";
-        self.counters.lock_attempts.fetch_add(1, Ordering::Relaxed);
-        let lock = self.keys.lock_of(scope);
-        let last = self.keys.last_of(scope);
-        let marker_ttl = match scope {
-            Scope::Global => 0,
-            Scope::Session(_) => ms(self.link.config().session_ttl()),
-        };
-        let reply = self.link.eval(
-            OP,
-            &self.counters.other_trips,
-            &self.scripts.try_lock,
-            &[&lock, &last, &self.keys.calc_log],
-            &|cmd| {
-                cmd.arg(token.to_string())
-                    .arg(ms(lease))
-                    .arg(u64::try_from(min_interval.as_micros()).unwrap_or(u64::MAX))
-                    .arg(marker_ttl)
-                    .arg(scope.session().unwrap_or("*"));
-            },
-        )?;
-        let v = array(OP, &reply)?;
-        let since = Self::since(OP, at(OP, v, 1)?)?;
-        match int(OP, at(OP, v, 0)?)? {
-            0 => {
-                self.counters.locks_acquired.fetch_add(1, Ordering::Relaxed);
-                Ok(LockOutcome::Acquired)
-            }
-            1 => Ok(LockOutcome::Held { since_last: since }),
-            2 => Ok(LockOutcome::TooSoon {
-                since_last: since.unwrap_or_default(),
-            }),
-            _ => Err(unexpected(OP, "unknown lock outcome")),
-        }
+        self.lock(scope, token, lease, min_interval, false)
+    }
+
+    fn try_lock_if_dirty(
+        &self,
+        scope: Scope<'_>,
+        token: LockToken,
+        lease: Duration,
+        min_interval: Duration,
+    ) -> Result<LockOutcome, BackendError> {
+        self.lock(scope, token, lease, min_interval, true)
     }
 
     fn unlock(&self, scope: Scope<'_>, token: LockToken) -> Result<bool, BackendError> {
@@ -611,6 +699,68 @@ impl StateBackend for RedisState {
             locks_acquired: get(&c.locks_acquired),
             unlocks: get(&c.unlocks),
             marker_reads: get(&c.marker_reads),
+            foreign_keys: get(&c.foreign_keys),
+        }
+    }
+}
+
+impl RedisState {
+    /// `try_lock`, and with `only_if_dirty` "lock if dirty" (one script).
+    fn lock(
+        &self,
+        scope: Scope<'_>,
+        token: LockToken,
+        lease: Duration,
+        min_interval: Duration,
+        only_if_dirty: bool,
+    ) -> Result<LockOutcome, BackendError> {
+        const OP: &str = "try_lock";
+        self.counters.lock_attempts.fetch_add(1, Ordering::Relaxed);
+        let lock = self.keys.lock_of(scope);
+        let last = self.keys.last_of(scope);
+        let fence = self.keys.fence_of(scope);
+        let scope_ttl = match scope {
+            Scope::Global => 0,
+            Scope::Session(_) => ms(self.link.config().session_ttl()),
+        };
+        let data = match scope {
+            Scope::Global => self.keys.totals.clone(),
+            Scope::Session(id) => self.keys.session(id),
+        };
+        let keys: [&str; 5] = [&lock, &last, &fence, &self.keys.calc_log, &data];
+        let keys = if only_if_dirty { &keys[..] } else { &keys[..4] };
+        let reply = self.link.eval(
+            OP,
+            &self.counters.other_trips,
+            &self.scripts.try_lock,
+            keys,
+            &|cmd| {
+                cmd.arg(token.to_string())
+                    .arg(ms(lease))
+                    .arg(u64::try_from(min_interval.as_micros()).unwrap_or(u64::MAX))
+                    .arg(scope_ttl)
+                    .arg(scope.session().unwrap_or("*"))
+                    .arg(if only_if_dirty { "1" } else { "0" });
+            },
+        )?;
+        let v = array(OP, &reply)?;
+        let since = Self::since(OP, at(OP, v, 1)?)?;
+        let foreign = uint(OP, at(OP, v, 3)?)?;
+        if foreign != 0 {
+            self.foreign(foreign, &lock, &last, &fence);
+        }
+        match int(OP, at(OP, v, 0)?)? {
+            0 => {
+                let generation = uint(OP, at(OP, v, 2)?)?;
+                self.counters.locks_acquired.fetch_add(1, Ordering::Relaxed);
+                Ok(LockOutcome::Acquired { generation })
+            }
+            1 => Ok(LockOutcome::Held { since_last: since }),
+            2 => Ok(LockOutcome::TooSoon {
+                since_last: since.unwrap_or_default(),
+            }),
+            3 => Ok(LockOutcome::Clean { since_last: since }),
+            _ => Err(unexpected(OP, "unknown lock outcome")),
         }
     }
 }

@@ -1,0 +1,201 @@
+//! The names of every series this crate exports through the `metrics` facade.
+//!
+//! Derived metrics are gauges named `composite_metrics_<category>_<name>`
+//! (see [`SERIES`]); the crate's own health uses the constants below.
+
+use metrics::Unit;
+
+use crate::metric::{names, Category};
+
+/// Composite scheduling decisions, a counter labelled `strategy` (the
+/// scheduler's name) and `outcome` (`compute`, `skip` or `error`). Skips are
+/// counted per calculator and added at most once per second of its clock,
+/// every 256 skips, at its next decision to compute, and when it is dropped.
+pub const DECISIONS: &str = "composite_metrics_decisions_total";
+/// Composite lock attempts and releases, a counter labelled `strategy` and
+/// `result`: `acquired`, `refused` (another worker holds the lock or computed
+/// less than `min_interval` ago), or `lost` (the lease ran out before release).
+pub const LOCKS: &str = "composite_metrics_lock_total";
+/// Time one composite calculation took (reading its inputs and scoring), a
+/// histogram in seconds of real time.
+pub const CALCULATION_SECONDS: &str = "composite_metrics_calculation_seconds";
+/// Seconds between an event and the latest composite calculation started in
+/// this process, by the calculators' clocks; a gauge each calculator sets at
+/// most once per second of its clock (it reads 0 until the first calculation).
+pub const SECONDS_SINCE_CALCULATION: &str = "composite_metrics_seconds_since_last_calculation";
+/// Backend failures, a counter labelled `kind` (`timeout`, `connection`,
+/// `capacity`, `config`, `other`).
+pub const BACKEND_ERRORS: &str = "composite_metrics_backend_errors_total";
+/// Metric batches a sink failed to record, a counter labelled `sink`.
+pub const SINK_ERRORS: &str = "composite_metrics_sink_errors_total";
+
+/// One derived metric as exported: its category and name in the calculator,
+/// the exported gauge name, unit, help text, and whether it carries a `tool` label.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Series {
+    /// The metric's category.
+    pub category: Category,
+    /// The metric's name within its category (one of [`crate::metric::names`]).
+    pub name: &'static str,
+    /// The exported gauge: `composite_metrics_<category>_<name>`.
+    pub exported: &'static str,
+    /// The unit, for [`describe`](super::describe).
+    pub unit: Unit,
+    /// The help text, for [`describe`](super::describe).
+    pub help: &'static str,
+    /// Whether the calculator emits it per tool (exported with a `tool` label).
+    pub per_tool: bool,
+}
+
+const fn series(
+    category: Category,
+    name: &'static str,
+    exported: &'static str,
+    unit: Unit,
+    help: &'static str,
+    per_tool: bool,
+) -> Series {
+    Series {
+        category,
+        name,
+        exported,
+        unit,
+        help,
+        per_tool,
+    }
+}
+
+/// Every derived metric the calculator emits, as exported. Metrics labelled
+/// with a session are exported without it (session ids are unbounded), so
+/// such a gauge holds the latest value of any session.
+pub const SERIES: [Series; 15] = [
+    series(
+        Category::Tools,
+        names::TOOL_LATENCY_P50,
+        "composite_metrics_tools_tool_latency_p50",
+        Unit::Milliseconds,
+        "Tool latency, 50th percentile of the last 100 durations",
+        false,
+    ),
+    series(
+        Category::Tools,
+        names::TOOL_LATENCY_P95,
+        "composite_metrics_tools_tool_latency_p95",
+        Unit::Milliseconds,
+        "Tool latency, 95th percentile of the last 100 durations",
+        false,
+    ),
+    series(
+        Category::Tools,
+        names::TOOL_LATENCY_P99,
+        "composite_metrics_tools_tool_latency_p99",
+        Unit::Milliseconds,
+        "Tool latency, 99th percentile of the last 100 durations",
+        false,
+    ),
+    series(
+        Category::Tools,
+        names::TOOL_LATENCY_AVG,
+        "composite_metrics_tools_tool_latency_avg",
+        Unit::Milliseconds,
+        "Tool latency, mean of the last 100 durations",
+        false,
+    ),
+    series(
+        Category::Tools,
+        names::TOOL_SUCCESS_RATE,
+        "composite_metrics_tools_tool_success_rate",
+        Unit::Percent,
+        "Success rate of one tool, explicit outcomes only",
+        true,
+    ),
+    series(
+        Category::Tools,
+        names::OVERALL_SUCCESS_RATE,
+        "composite_metrics_tools_overall_success_rate",
+        Unit::Percent,
+        "Success rate over all tools, explicit outcomes only",
+        false,
+    ),
+    series(
+        Category::Tools,
+        names::TOOL_FREQUENCY,
+        "composite_metrics_tools_tool_frequency",
+        Unit::Percent,
+        "Share of tool runs that used this tool",
+        true,
+    ),
+    series(
+        Category::Session,
+        names::ACCEPTANCE_RATE,
+        "composite_metrics_session_acceptance_rate",
+        Unit::Percent,
+        "Accepted share of the last 100 explicit decisions",
+        false,
+    ),
+    series(
+        Category::Session,
+        names::REJECTION_RATE,
+        "composite_metrics_session_rejection_rate",
+        Unit::Percent,
+        "Rejected share of the last 100 explicit decisions",
+        false,
+    ),
+    series(
+        Category::Session,
+        names::PROMPT_LENGTH,
+        "composite_metrics_session_prompt_length",
+        Unit::Count,
+        "Length of the latest user prompt, characters",
+        false,
+    ),
+    series(
+        Category::Session,
+        names::PROMPTS_PER_SESSION,
+        "composite_metrics_session_prompts_per_session",
+        Unit::Count,
+        "Prompts so far in the session of the latest prompt or session end",
+        false,
+    ),
+    series(
+        Category::Session,
+        names::SESSION_DURATION,
+        "composite_metrics_session_session_duration",
+        Unit::Seconds,
+        "Length of the latest ended session",
+        false,
+    ),
+    series(
+        Category::Session,
+        names::TOOLS_PER_MINUTE,
+        "composite_metrics_session_tools_per_minute",
+        Unit::Count,
+        "Tool runs per minute over the latest ended session",
+        false,
+    ),
+    series(
+        Category::Realtime,
+        names::EVENTS_PER_SECOND,
+        "composite_metrics_realtime_events_per_second",
+        Unit::Count,
+        "Events per second over the last 60 seconds",
+        false,
+    ),
+    series(
+        Category::Composite,
+        names::PRODUCTIVITY_SCORE,
+        "composite_metrics_composite_productivity_score",
+        Unit::Count,
+        "The latest composite productivity score, 0 to 100",
+        false,
+    ),
+];
+
+/// The position in [`SERIES`] of `category/name`, and its entry, if it is listed.
+#[inline]
+pub(crate) fn series_index(category: Category, name: &str) -> Option<(usize, &'static Series)> {
+    SERIES
+        .iter()
+        .enumerate()
+        .find(|(_, s)| s.category == category && s.name == name)
+}
