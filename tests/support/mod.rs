@@ -4,5 +4,7 @@
 mod redis_cluster;
 mod redis_server;
 
+#[allow(unused_imports)]
 pub use self::redis_cluster::RedisCluster;
+#[allow(unused_imports)]
 pub use self::redis_server::RedisServer;
