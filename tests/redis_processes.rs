@@ -138,3 +138,81 @@ fn three_processes_share_one_server() {
         }
     }
 }
+
+/// Coalesce across processes (issue 10): worker A records an event, then a
+/// second one too soon for a calculation (armed on A's own timer only), and
+/// is killed with SIGKILL. No other event ever arrives. Another live worker
+/// still computes, within `max_staleness` + tick of the second event, and
+/// exactly once: the server's log shows A's calculation, one takeover, and
+/// nothing else (C3: no calculation without a new event; C1: the two are at
+/// least `min_interval` apart).
+#[test]
+fn coalesce_takes_over_a_killed_workers_deadline() {
+    const MAX_STALENESS_US: i64 = 400_000;
+    const TICK_US: i64 = 20_000;
+    let server = RedisServer::start();
+    let bin = worker_binary();
+    let spawn = |id: &str, run_ms: &str, rate: &str| {
+        Command::new(&bin)
+            .args([&server.url(), "takeover", id, run_ms, rate, "coalesce"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn redis_worker")
+    };
+    // Two idle workers that only run their timers, for 2.5 s.
+    let idle: Vec<_> = ["1", "2"].iter().map(|id| spawn(id, "2500", "0")).collect();
+    let mut a = spawn("0", "60000", "armed");
+    let mut line = String::new();
+    {
+        use std::io::BufRead;
+        let out = a.stdout.take().expect("worker stdout");
+        std::io::BufReader::new(out)
+            .read_line(&mut line)
+            .expect("read from worker 0");
+    }
+    assert_eq!(line.trim(), "armed", "worker 0 did not arm: {line}");
+    a.kill().expect("SIGKILL worker 0");
+    let _ = a.wait();
+    for w in idle {
+        let out = w.wait_with_output().expect("worker output");
+        assert!(
+            out.status.success(),
+            "idle worker failed: {}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let events: u64 = server.cmd(&["HGET", "{takeover}:totals", "events"]);
+    assert_eq!(events, 2);
+    let mut log: Vec<String> = server.cmd(&["LRANGE", "{takeover}:calc_log", "0", "-1"]);
+    log.reverse();
+    let starts: Vec<(i64, String)> = log
+        .iter()
+        .map(|l| parse(l))
+        .filter_map(|e| match e {
+            Entry::Start(at, token) => Some((at, token)),
+            Entry::End(..) => None,
+        })
+        .collect();
+    assert_eq!(
+        starts.len(),
+        2,
+        "one calculation by A, one takeover: {log:?}"
+    );
+    let (first, a_token) = &starts[0];
+    let (second, b_token) = &starts[1];
+    assert_ne!(
+        a_token, b_token,
+        "the takeover was by another worker: {log:?}"
+    );
+    assert!(second - first >= MIN_INTERVAL_US, "C1: {log:?}");
+    // The second event was recorded after A's calculation started, so it was
+    // reflected at most this long after its recording:
+    let round_trip_us = 50_000;
+    assert!(
+        second - first <= MAX_STALENESS_US + TICK_US + round_trip_us,
+        "C2: the takeover came {} µs after A's calculation: {log:?}",
+        second - first
+    );
+}
