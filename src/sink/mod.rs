@@ -3,6 +3,7 @@
 mod callback;
 mod memory;
 mod metric_sink;
+mod points;
 #[cfg(feature = "redis")]
 mod redis;
 mod series_key;
@@ -10,6 +11,7 @@ mod series_key;
 pub use self::callback::CallbackSink;
 pub use self::memory::MemorySink;
 pub use self::metric_sink::MetricSink;
+pub(crate) use self::points::Points;
 #[cfg(feature = "redis")]
 pub use self::redis::RedisSink;
 pub use self::series_key::SeriesKey;
