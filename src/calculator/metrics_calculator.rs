@@ -92,13 +92,15 @@ impl<S: CompositeScheduler> MetricsCalculator<S> {
             return Err(e.into());
         }
         let now = self.env.clock().now();
-        let observation = match self.env.backend().record(event, now) {
-            Ok(o) => o,
+        let recorded = self.env.backend().record(event, now);
+        // Borrowed in place: the observation is not copied out of the result.
+        let observation = match recorded {
+            Ok(ref o) => o,
             Err(e) => return Err(self.backend_failure(e, 1)),
         };
         self.stats.events += 1;
         let start = out.len();
-        push_metrics(event, &observation, now, out);
+        push_metrics(event, observation, now, out);
         if let Some(ticket) = self.decide(event, now) {
             self.compute(event, now, ticket, out);
         }
