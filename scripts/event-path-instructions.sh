@@ -7,7 +7,9 @@
 # run to run: each figure is the median of three measurements.
 #
 # Rows: each strategy with the default `MemorySink`; `never` with a no-op
-# sink (the event path without the sink's share).
+# sink (the event path without the sink's share); then parsing one JSON line
+# of the same mix with `Event::from_json`, against a serde derive parse of
+# the same line into borrowed `&str` fields (instructions per line).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if ! command -v valgrind >/dev/null; then
@@ -46,3 +48,7 @@ for s in never time-based event-based hybrid-lock background; do
     printf '%-22s %14d %10s\n' "$s" "$per" "$(awk -v p="$per" -v b="$base" 'BEGIN{printf "%.4fx", p/b}')"
 done
 printf '%-22s %14d\n' "never, no-op sink" "$(per_event never noop)"
+json=$(per_event from-json memory)
+serde=$(per_event serde-borrowed memory)
+printf '%-22s %14d %10s\n' "Event::from_json" "$json" "$(awk -v p="$json" -v b="$serde" 'BEGIN{printf "%.4fx", p/b}')"
+printf '%-22s %14d %10s\n' "serde derive, borrowed" "$serde" "1.0000x"

@@ -6,7 +6,7 @@ use super::emit::push_metrics;
 use super::{Builder, Stats};
 use crate::clock::Clock;
 use crate::error::{BackendError, Error};
-use crate::event::Event;
+use crate::event::{Event, Interner};
 use crate::metric::Metric;
 use crate::schedule::{
     CompositeScheduler, CompositeScope, Decision, EventContext, Never, SchedulerEnv, Ticket,
@@ -43,6 +43,8 @@ pub struct MetricsCalculator<S = Box<dyn CompositeScheduler>> {
     scheduler: S,
     stats: Stats,
     observations: Vec<Observation>,
+    /// Session ids and tool names parsed by `process_json`, shared.
+    names: Interner,
 }
 
 impl<S: fmt::Debug> fmt::Debug for MetricsCalculator<S> {
@@ -69,6 +71,7 @@ impl<S: CompositeScheduler> MetricsCalculator<S> {
             scheduler,
             stats: Stats::default(),
             observations: Vec::new(),
+            names: Interner::default(),
         }
     }
 
@@ -110,8 +113,13 @@ impl<S: CompositeScheduler> MetricsCalculator<S> {
 
     /// Parses one JSON line and processes it; a parse error counts as a
     /// rejected event.
+    ///
+    /// The calculator keeps a shared copy of the session ids and tool names
+    /// it has parsed (a few thousand at most), so in steady state the only
+    /// allocation per line is the returned `Vec`.
     pub fn process_json(&mut self, line: &str) -> Result<Vec<Metric>, Error> {
-        match Event::from_json(line) {
+        let names = &mut self.names;
+        match Event::from_json_interned(line, &mut |text: &str| names.intern(text)) {
             Ok(event) => self.process(&event),
             Err(e) => {
                 self.stats.rejected += 1;
