@@ -8,7 +8,9 @@
 //! minutes of simulated time take seconds, and the same seed gives the same
 //! numbers. [`RealTimeRunner`] runs the same scenarios on the system clock,
 //! each worker on its own thread with its own backend from a
-//! [`BackendFactory`], with every duration scaled down.
+//! [`BackendFactory`], with every duration scaled down. [`Comparison`]
+//! renders the runs as the comparison's tables, CSV, JSON and SVG chart, and
+//! [`CompareArgs`] parses the `compare` example's command line.
 //!
 //! ```
 //! use std::time::Duration;
