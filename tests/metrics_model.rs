@@ -189,7 +189,9 @@ impl Model {
                         out.push(plain("tool_latency_p50", percentile(l, 50)));
                         out.push(plain("tool_latency_p95", percentile(l, 95)));
                         out.push(plain("tool_latency_p99", percentile(l, 99)));
-                        let avg = l.iter().sum::<f64>() / l.len() as f64;
+                        // Whole nanoseconds, summed exactly (the window's documented mean).
+                        let ns: u128 = l.iter().map(|v| (v * 1e6 + 0.5).floor() as u128).sum();
+                        let avg = ns as f64 / (l.len() as f64 * 1e6);
                         out.push(plain("tool_latency_avg", avg));
                     }
                     if let Some(ok) = step.success {

@@ -11,12 +11,11 @@ use crate::state::Observation;
 pub(crate) fn push_metrics(event: &Event, obs: &Observation, at: Duration, out: &mut Vec<Metric>) {
     let plain = |name, value| Metric::new(Category::Tools, name, value, at);
     if let Some(l) = obs.latency {
-        out.extend([
-            plain(names::TOOL_LATENCY_P50, l.p50),
-            plain(names::TOOL_LATENCY_P95, l.p95),
-            plain(names::TOOL_LATENCY_P99, l.p99),
-            plain(names::TOOL_LATENCY_AVG, l.avg),
-        ]);
+        // One push each: built in place, no array copied in.
+        out.push(plain(names::TOOL_LATENCY_P50, l.p50));
+        out.push(plain(names::TOOL_LATENCY_P95, l.p95));
+        out.push(plain(names::TOOL_LATENCY_P99, l.p99));
+        out.push(plain(names::TOOL_LATENCY_AVG, l.avg));
     }
     if let Some(tool) = event.named_tool() {
         let tool_metric = |name, value| plain(name, value).with_tool(Arc::clone(tool));

@@ -6,7 +6,7 @@ use super::emit::push_metrics;
 use super::{Builder, Delivery, Stats};
 use crate::clock::Clock;
 use crate::error::{BackendError, Error};
-use crate::event::Event;
+use crate::event::{Event, Interner};
 use crate::metric::Metric;
 use crate::schedule::{
     CompositeScheduler, CompositeScope, Decision, EventContext, Never, SchedulerEnv, Ticket,
@@ -44,6 +44,8 @@ pub struct MetricsCalculator<S = Box<dyn CompositeScheduler>> {
     stats: Stats,
     observations: Vec<Observation>,
     telemetry: crate::telemetry::CalculatorTelemetry,
+    /// Session ids and tool names parsed by `process_json`, shared.
+    names: Interner,
 }
 
 impl<S: fmt::Debug> fmt::Debug for MetricsCalculator<S> {
@@ -71,6 +73,7 @@ impl<S: CompositeScheduler> MetricsCalculator<S> {
             scheduler,
             stats: Stats::default(),
             observations: Vec::new(),
+            names: Interner::default(),
         }
     }
 
@@ -107,8 +110,10 @@ impl<S: CompositeScheduler> MetricsCalculator<S> {
             return Err(e.into());
         }
         let now = self.env.clock().now();
-        let observation = match self.env.backend().record(event, now) {
-            Ok(o) => o,
+        let recorded = self.env.backend().record(event, now);
+        // Borrowed in place: the observation is not copied out of the result.
+        let observation = match recorded {
+            Ok(ref o) => o,
             Err(e) => return Err(self.backend_failure(e, 1)),
         };
         if observation.duplicate {
@@ -118,7 +123,7 @@ impl<S: CompositeScheduler> MetricsCalculator<S> {
         self.stats.events += 1;
         self.telemetry.event(now);
         let start = out.len();
-        push_metrics(event, &observation, now, out);
+        push_metrics(event, observation, now, out);
         if let Some(ticket) = self.decide(event, now) {
             self.compute(event, now, ticket, out);
         }
@@ -128,8 +133,13 @@ impl<S: CompositeScheduler> MetricsCalculator<S> {
 
     /// Parses one JSON line and processes it; a parse error counts as a
     /// rejected event.
+    ///
+    /// The calculator keeps a shared copy of the session ids and tool names
+    /// it has parsed (a few thousand at most), so in steady state the only
+    /// allocation per line is the returned `Vec`.
     pub fn process_json(&mut self, line: &str) -> Result<Vec<Metric>, Error> {
-        match Event::from_json(line) {
+        let names = &mut self.names;
+        match Event::from_json_interned(line, &mut |text: &str| names.intern(text)) {
             Ok(event) => self.process(&event),
             Err(e) => {
                 self.stats.rejected += 1;

@@ -8,7 +8,9 @@
 //! minutes of simulated time take seconds, and the same seed gives the same
 //! numbers. [`RealTimeRunner`] runs the same scenarios on the system clock,
 //! each worker on its own thread with its own backend from a
-//! [`BackendFactory`], with every duration scaled down.
+//! [`BackendFactory`], with every duration scaled down. [`Comparison`]
+//! renders the runs as the comparison's tables, CSV, JSON and SVG chart, and
+//! [`CompareArgs`] parses the `compare` example's command line.
 //!
 //! ```
 //! use std::time::Duration;
@@ -25,6 +27,7 @@
 
 mod arrivals;
 mod backend_factory;
+mod compare_args;
 mod event_mix;
 mod lag_stats;
 mod lane;
@@ -34,6 +37,9 @@ mod memory_backends;
 mod phase;
 mod real_time_runner;
 mod recorder;
+#[cfg(feature = "redis")]
+mod redis_backends;
+mod report;
 mod run_report;
 mod sim_config;
 mod sim_error;
@@ -43,6 +49,7 @@ mod strategy;
 
 pub use self::arrivals::Arrivals;
 pub use self::backend_factory::BackendFactory;
+pub use self::compare_args::CompareArgs;
 pub use self::event_mix::EventMix;
 pub use self::lag_stats::LagStats;
 pub(crate) use self::lane::Lane;
@@ -52,6 +59,9 @@ pub use self::memory_backends::MemoryBackends;
 pub use self::phase::Phase;
 pub use self::real_time_runner::RealTimeRunner;
 pub(crate) use self::recorder::Recorder;
+#[cfg(feature = "redis")]
+pub use self::redis_backends::RedisBackends;
+pub use self::report::{Comparison, ProfileRuns, ReportSetup};
 pub use self::run_report::RunReport;
 pub use self::sim_config::SimConfig;
 pub use self::sim_error::SimError;

@@ -38,6 +38,13 @@ pub enum SimError {
     /// A backend could not be opened.
     #[error("could not open a backend: {0}")]
     Backend(#[from] BackendError),
+    /// A command line (see [`CompareArgs`](super::CompareArgs)) has a bad
+    /// or unknown flag.
+    #[error("{reason}")]
+    Usage {
+        /// What is wrong, naming the flag.
+        reason: String,
+    },
     /// A real-time worker thread could not be started or panicked.
     #[error("real-time worker {worker} failed: {reason}")]
     Worker {

@@ -1,16 +1,159 @@
-use std::collections::VecDeque;
-
 use foldhash::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use parking_lot::Mutex;
 
-use super::{Fenced, MetricSink, SeriesKey};
+use super::{Fenced, MetricSink, Points, SeriesKey};
 use crate::error::SinkError;
-use crate::metric::{Category, Metric};
+use crate::metric::{names, Category, Metric};
 
-type Points = VecDeque<(Duration, f64)>;
+/// The metrics the calculator emits, in the order it emits them: each has a
+/// fixed slot, so recording one finds its series without hashing its name.
+const KNOWN: [(Category, &str); 15] = [
+    (Category::Tools, names::TOOL_LATENCY_P50),
+    (Category::Tools, names::TOOL_LATENCY_P95),
+    (Category::Tools, names::TOOL_LATENCY_P99),
+    (Category::Tools, names::TOOL_LATENCY_AVG),
+    (Category::Tools, names::TOOL_SUCCESS_RATE),
+    (Category::Tools, names::TOOL_FREQUENCY),
+    (Category::Tools, names::OVERALL_SUCCESS_RATE),
+    (Category::Session, names::ACCEPTANCE_RATE),
+    (Category::Session, names::REJECTION_RATE),
+    (Category::Session, names::PROMPT_LENGTH),
+    (Category::Session, names::PROMPTS_PER_SESSION),
+    (Category::Session, names::SESSION_DURATION),
+    (Category::Session, names::TOOLS_PER_MINUTE),
+    (Category::Realtime, names::EVENTS_PER_SECOND),
+    (Category::Composite, names::PRODUCTIVITY_SCORE),
+];
+
+const SLOTS: usize = KNOWN.len();
+
+/// [`KNOWN`] in one place in memory, not copied at each use.
+static KNOWN_REF: [(Category, &str); SLOTS] = KNOWN;
+
+/// The slot of `category/name` in [`KNOWN`], if it is one of them. A match
+/// on the name compiles to a length test and a fixed-size comparison, no
+/// hashing.
+fn known_slot(category: Category, name: &str) -> Option<usize> {
+    let slot = match name {
+        names::TOOL_LATENCY_P50 => 0,
+        names::TOOL_LATENCY_P95 => 1,
+        names::TOOL_LATENCY_P99 => 2,
+        names::TOOL_LATENCY_AVG => 3,
+        names::TOOL_SUCCESS_RATE => 4,
+        names::TOOL_FREQUENCY => 5,
+        names::OVERALL_SUCCESS_RATE => 6,
+        names::ACCEPTANCE_RATE => 7,
+        names::REJECTION_RATE => 8,
+        names::PROMPT_LENGTH => 9,
+        names::PROMPTS_PER_SESSION => 10,
+        names::SESSION_DURATION => 11,
+        names::TOOLS_PER_MINUTE => 12,
+        names::EVENTS_PER_SECOND => 13,
+        names::PRODUCTIVITY_SCORE => 14,
+        _ => return None,
+    };
+    // The same name in another category is another series.
+    KNOWN
+        .get(slot)
+        .filter(|(c, _)| *c == category)
+        .map(|_| slot)
+}
+
+/// The series of a [`MemorySink`].
+#[derive(Debug)]
+struct Store {
+    /// Series of known metrics, [`SLOTS`] per row: row 0 unlabelled, row
+    /// `r > 0` labelled with the tool `tools[r - 1]`.
+    rows: Vec<Points>,
+    /// The tool of each labelled row.
+    tools: Vec<Arc<str>>,
+    /// Each tool's row.
+    tool_rows: HashMap<Arc<str>, usize>,
+    /// Series of any other metric.
+    other: HashMap<SeriesKey, Points>,
+    /// Per slot, the address its name was last found at (0: none yet).
+    seen: [usize; SLOTS],
+}
+
+impl Default for Store {
+    fn default() -> Self {
+        Self {
+            rows: (0..SLOTS).map(|_| Points::new()).collect(),
+            tools: Vec::new(),
+            tool_rows: HashMap::default(),
+            other: HashMap::default(),
+            seen: [0; SLOTS],
+        }
+    }
+}
+
+impl Store {
+    fn get(&self, key: &SeriesKey) -> Option<&Points> {
+        let series = match (known_slot(key.category, key.name), &key.tool) {
+            (Some(slot), None) => self.rows.get(slot),
+            (Some(slot), Some(tool)) => self
+                .tool_rows
+                .get(&**tool)
+                .and_then(|row| self.rows.get(row * SLOTS + slot)),
+            (None, _) => self.other.get(key),
+        };
+        series.filter(|s| !s.is_empty())
+    }
+
+    /// [`known_slot`] of a metric's name, looking first among the slots
+    /// from `from` on for one last found at the name's very address (a
+    /// `&'static str` at one address always holds the same text): the
+    /// calculator emits in slot order, so this is usually the first or
+    /// second slot tried, a few instructions each.
+    fn slot_of(&mut self, category: Category, name: &'static str, from: usize) -> Option<usize> {
+        let addr = name.as_ptr() as usize;
+        let mut slot = from;
+        while let (Some(seen), Some((c, known))) = (self.seen.get(slot), KNOWN_REF.get(slot)) {
+            if *seen == addr && *c == category && known.len() == name.len() {
+                return Some(slot);
+            }
+            slot += 1;
+        }
+        let slot = known_slot(category, name)?;
+        if let Some(seen) = self.seen.get_mut(slot) {
+            *seen = addr;
+        }
+        Some(slot)
+    }
+
+    /// The row of `tool` (1 or more), added if new.
+    fn tool_row(&mut self, tool: &Arc<str>) -> usize {
+        if let Some(row) = self.tool_rows.get(&**tool) {
+            return *row;
+        }
+        self.tools.push(Arc::clone(tool));
+        let row = self.tools.len();
+        self.rows.extend((0..SLOTS).map(|_| Points::new()));
+        self.tool_rows.insert(Arc::clone(tool), row);
+        row
+    }
+
+    fn keys(&self) -> impl Iterator<Item = SeriesKey> + '_ {
+        let known = self
+            .rows
+            .iter()
+            .enumerate()
+            .filter(|(_, series)| !series.is_empty())
+            .map(|(i, _)| {
+                let (category, name) = KNOWN[i % SLOTS];
+                let tool = (i / SLOTS).checked_sub(1).and_then(|t| self.tools.get(t));
+                SeriesKey {
+                    category,
+                    name,
+                    tool: tool.cloned(),
+                }
+            });
+        known.chain(self.other.keys().cloned())
+    }
+}
 
 /// Keeps the latest value of every series and its last `capacity` points.
 ///
@@ -51,7 +194,7 @@ type Points = VecDeque<(Duration, f64)>;
 /// for 24 hours (by the metrics' time) after its last fenced metric.
 #[derive(Debug, Clone)]
 pub struct MemorySink {
-    inner: Arc<Mutex<HashMap<SeriesKey, Points>>>,
+    inner: Arc<Mutex<Store>>,
     capacity: usize,
     fence: Arc<Mutex<Fences>>,
 }
@@ -147,8 +290,8 @@ impl MemorySink {
         self.inner
             .lock()
             .get(key)
-            .and_then(|s| s.back())
-            .map(|(_, v)| *v)
+            .and_then(|s| s.last())
+            .map(|(_, v)| v)
     }
 
     /// The latest value of an unlabelled series.
@@ -161,29 +304,32 @@ impl MemorySink {
         self.inner
             .lock()
             .get(key)
-            .map(|s| s.iter().copied().collect())
+            .map(|s| s.iter().collect())
             .unwrap_or_default()
     }
 
     /// Every series key, sorted.
     pub fn keys(&self) -> Vec<SeriesKey> {
-        let mut keys: Vec<_> = self.inner.lock().keys().cloned().collect();
+        let mut keys: Vec<_> = self.inner.lock().keys().collect();
         keys.sort();
         keys
     }
 
     /// How many series it holds.
     pub fn len(&self) -> usize {
-        self.inner.lock().len()
+        self.inner.lock().keys().count()
     }
 
     /// Whether it holds no series.
     pub fn is_empty(&self) -> bool {
-        self.inner.lock().is_empty()
+        self.inner.lock().keys().next().is_none()
     }
 }
 
 impl MetricSink for MemorySink {
+    /// Finds each metric's series by its slot (a match on the name, no
+    /// hashing) and its tool's row (looked up once for consecutive metrics
+    /// of the same tool); only metrics of other names are hashed.
     fn record(&self, metrics: &[Metric]) -> Result<(), SinkError> {
         if metrics.iter().any(|m| m.generation.is_some()) {
             return self.record_fenced(metrics);
@@ -217,19 +363,66 @@ impl MemorySink {
         }
     }
 
+    /// Stores metrics: finds each metric's series by its slot (a match on
+    /// the name, no hashing) and its tool's row (looked up once for
+    /// consecutive metrics of the same tool); only metrics of other names
+    /// are hashed.
     fn store<'a>(&self, metrics: impl Iterator<Item = &'a Metric>) -> Result<(), SinkError> {
-        let mut map = self.inner.lock();
+        let mut guard = self.inner.lock();
+        let store = &mut *guard;
+        let capacity = self.capacity;
+        // The last tool looked up: its string's address and its row.
+        let mut last_tool: Option<(*const u8, usize)> = None;
+        // Where the next metric's slot is likely to be.
+        let mut next = 0;
         for m in metrics {
-            let key = SeriesKey::of(m);
-            let series = match map.get_mut(&key) {
-                Some(s) => s,
-                None => map.entry(key).or_default(),
+            let point = (m.at, m.value);
+            let found = match store.slot_of(m.category, m.name, next) {
+                None if next > 0 => store.slot_of(m.category, m.name, 0),
+                found => found,
             };
-            if series.len() == self.capacity {
-                series.pop_front();
+            let Some(slot) = found else {
+                let key = SeriesKey::of(m);
+                match store.other.get_mut(&key) {
+                    Some(series) => series.push(capacity, point),
+                    None => store.other.entry(key).or_default().push(capacity, point),
+                }
+                continue;
+            };
+            next = slot + 1;
+            let row = match &m.tool {
+                None => 0,
+                Some(tool) => match last_tool {
+                    Some((seen, row)) if std::ptr::eq(seen, tool.as_ptr()) => row,
+                    _ => {
+                        let row = store.tool_row(tool);
+                        last_tool = Some((tool.as_ptr(), row));
+                        row
+                    }
+                },
+            };
+            // Every row has SLOTS series and `slot < SLOTS`: always found.
+            if let Some(series) = store.rows.get_mut(row * SLOTS + slot) {
+                series.push(capacity, point);
             }
-            series.push_back((m.at, m.value));
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{known_slot, KNOWN};
+
+    #[test]
+    fn every_known_metric_has_its_own_slot() {
+        for (i, (category, name)) in KNOWN.iter().enumerate() {
+            assert_eq!(known_slot(*category, name), Some(i), "{name}");
+            // A copy of the name (another address) finds the same slot.
+            let copy = String::from(*name);
+            assert_eq!(known_slot(*category, copy.as_str()), Some(i));
+        }
+        assert_eq!(known_slot(KNOWN[0].0, "no_such_metric"), None);
+        assert_eq!(known_slot(KNOWN[13].0, KNOWN[0].1), None);
     }
 }

@@ -224,10 +224,16 @@ impl MemoryState {
 }
 
 impl Data {
+    /// Per event: one compare, the sweep itself out of line.
+    #[inline]
     fn sweep(&mut self, now: Duration, ttl: Duration, force: bool) {
-        if !force && now < self.next_sweep {
-            return;
+        if force || now >= self.next_sweep {
+            self.sweep_now(now, ttl);
         }
+    }
+
+    #[inline(never)]
+    fn sweep_now(&mut self, now: Duration, ttl: Duration) {
         self.next_sweep = now + SWEEP_EVERY.min(ttl);
         self.sessions
             .retain(|_, s| now.saturating_sub(s.last_seen) < ttl);
@@ -278,6 +284,7 @@ impl Data {
 
     /// Checks the limits for `events` as one unit, before anything changes;
     /// events marked in `dup` (empty: none) are left out.
+    #[inline]
     fn check_capacity(
         &self,
         events: &[Event],
@@ -291,6 +298,16 @@ impl Data {
         {
             return Ok(());
         }
+        self.check_capacity_closely(events, dup, config)
+    }
+
+    #[inline(never)]
+    fn check_capacity_closely(
+        &self,
+        events: &[Event],
+        dup: &[bool],
+        config: &MemoryConfig,
+    ) -> Result<(), BackendError> {
         let mut new_sessions: Vec<&str> = Vec::new();
         let mut new_tools: Vec<&str> = Vec::new();
         for (i, e) in events.iter().enumerate() {
@@ -323,6 +340,7 @@ impl Data {
         Ok(())
     }
 
+    #[inline]
     fn apply(&mut self, e: &Event, now: Duration) -> Observation {
         let mut obs = Observation::default();
         self.records += 1;

@@ -1,7 +1,13 @@
+use super::summary::{order_key, to_units};
 use super::{LatencySummary, WINDOW};
 
 /// The last [`WINDOW`] values in arrival order, also kept sorted so that
 /// percentiles cost one insertion, not a sort. Duplicates are kept.
+///
+/// The mean comes from a running sum kept exactly in fixed point (whole
+/// nanoseconds, see [`LatencySummary::avg`]), so a summary costs O(1) and
+/// the same values give the same mean bit for bit whatever their order or
+/// history, on every backend.
 ///
 /// ```
 /// use composite_metrics::window::LatencyWindow;
@@ -15,9 +21,13 @@ use super::{LatencySummary, WINDOW};
 #[derive(Debug, Clone)]
 pub struct LatencyWindow {
     ring: [f64; WINDOW],
-    sorted: [f64; WINDOW],
+    /// The held values ascending, as [`order_key`]s: integers that sort as
+    /// `f64::total_cmp` sorts the values, so a search compares integers.
+    sorted: [i64; WINDOW],
     head: usize,
     len: usize,
+    /// Sum of the held values in whole nanoseconds, exact.
+    units: u128,
 }
 
 impl Default for LatencyWindow {
@@ -31,9 +41,10 @@ impl LatencyWindow {
     pub const fn new() -> Self {
         Self {
             ring: [0.0; WINDOW],
-            sorted: [0.0; WINDOW],
+            sorted: [0; WINDOW],
             head: 0,
             len: 0,
+            units: 0,
         }
     }
 
@@ -50,18 +61,38 @@ impl LatencyWindow {
     /// Appends `value`, evicting the oldest when full. Values must be finite
     /// (the calculator validates them); ordering uses `f64::total_cmp`.
     pub fn push(&mut self, value: f64) {
+        let key = order_key(value);
+        let at = self.sorted[..self.len].partition_point(|k| *k < key);
         if self.len == WINDOW {
+            // Evict the oldest and insert `value` with one shift of the
+            // values between their two places. Equal values under
+            // `total_cmp` are the same bits, so which copy goes is moot.
             let old = self.ring[self.head];
-            let at = self.sorted[..self.len].partition_point(|v| v.total_cmp(&old).is_lt());
-            self.sorted.copy_within(at + 1..self.len, at);
-            self.len -= 1;
+            let old_key = order_key(old);
+            let from = self.sorted[..self.len].partition_point(|k| *k < old_key);
+            if from < at {
+                // `at > from >= 0`, so `at - 1` is in bounds.
+                self.sorted.copy_within(from + 1..at, from);
+                self.sorted[at - 1] = key;
+            } else {
+                // `old` is held, so `from < len`.
+                self.sorted.copy_within(at..from, at + 1);
+                self.sorted[at] = key;
+            }
+            self.units -= to_units(old);
+        } else {
+            // `len < WINDOW`: room for one more.
+            self.sorted.copy_within(at..self.len, at + 1);
+            self.sorted[at] = key;
+            self.len += 1;
         }
-        let at = self.sorted[..self.len].partition_point(|v| v.total_cmp(&value).is_lt());
-        self.sorted.copy_within(at..self.len, at + 1);
-        self.sorted[at] = value;
-        self.len += 1;
+        self.units += to_units(value);
         self.ring[self.head] = value;
-        self.head = (self.head + 1) % WINDOW;
+        self.head = if self.head + 1 == WINDOW {
+            0
+        } else {
+            self.head + 1
+        };
     }
 
     /// Values oldest first.
@@ -72,15 +103,6 @@ impl LatencyWindow {
 
     /// Percentiles and mean, or `None` when empty.
     pub fn summary(&self) -> Option<LatencySummary> {
-        // Oldest first, as `iter` yields them, so every backend that sums in
-        // arrival order gets the same bits; two plain slices, no modulo.
-        let start = (self.head + WINDOW - self.len) % WINDOW;
-        let sum = if start + self.len <= WINDOW {
-            self.ring[start..start + self.len].iter().sum()
-        } else {
-            let tail: f64 = self.ring[start..].iter().sum();
-            self.ring[..self.head].iter().fold(tail, |acc, v| acc + v)
-        };
-        LatencySummary::from_sorted(&self.sorted[..self.len], sum)
+        LatencySummary::from_sorted_keys(&self.sorted[..self.len], self.units)
     }
 }

@@ -12,7 +12,7 @@ mod summary;
 pub use self::decisions::DecisionWindow;
 pub use self::latency::LatencyWindow;
 pub use self::rate::RateWindow;
-pub use self::summary::{nearest_rank, LatencySummary};
+pub use self::summary::{nearest_rank, LatencySummary, MAX_EXACT_MS};
 
 /// How many values a window keeps: the last 100, duplicates included.
 pub const WINDOW: usize = 100;

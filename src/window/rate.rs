@@ -16,10 +16,16 @@ const SLOTS: usize = RATE_SECONDS as usize;
 /// assert_eq!(w.count(1_119), 60);
 /// assert_eq!(w.per_second(1_119), 1.0);
 /// ```
+///
+/// Recording and counting at the newest second cost O(1): the window keeps a
+/// running total of its last [`RATE_SECONDS`] slots and clears a slot as time
+/// moves past it.
 #[derive(Debug, Clone)]
 pub struct RateWindow {
     slots: [(u64, u64); SLOTS],
     newest: u64,
+    /// Events in the seconds `newest - 59 ..= newest`.
+    total: u64,
 }
 
 impl Default for RateWindow {
@@ -34,28 +40,56 @@ impl RateWindow {
         Self {
             slots: [(0, 0); SLOTS],
             newest: 0,
+            total: 0,
         }
     }
 
     /// Records one event at second `sec` (since the UNIX epoch).
     pub fn record(&mut self, sec: u64) {
-        let sec = sec.max(self.newest);
-        self.newest = sec;
-        let slot = &mut self.slots[(sec % RATE_SECONDS) as usize];
-        if slot.0 != sec {
-            *slot = (sec, 0);
+        if sec > self.newest {
+            self.advance(sec);
+        }
+        let newest = self.newest;
+        // `newest % SLOTS` is below SLOTS: the index is in bounds.
+        let slot = &mut self.slots[(newest % RATE_SECONDS) as usize];
+        if slot.0 != newest {
+            *slot = (newest, 0);
         }
         slot.1 += 1;
+        self.total += 1;
+    }
+
+    /// Moves the newest second to `sec` (later than it), dropping from the
+    /// total the slots that leave the window: those of the seconds
+    /// `newest + 1 ..= sec`, which hold seconds at least 60 older (at most
+    /// [`RATE_SECONDS`] of them, however far time jumps).
+    fn advance(&mut self, sec: u64) {
+        let oldest_kept = self.newest.saturating_sub(RATE_SECONDS - 1);
+        let from = (self.newest + 1).max(sec.saturating_sub(RATE_SECONDS - 1));
+        if sec - self.newest >= RATE_SECONDS {
+            self.total = 0;
+        } else {
+            for s in from..=sec {
+                let slot = &mut self.slots[(s % RATE_SECONDS) as usize];
+                if slot.0 >= oldest_kept && slot.0 <= self.newest {
+                    self.total -= slot.1;
+                }
+                *slot = (s, 0);
+            }
+        }
+        self.newest = sec;
     }
 
     /// Events in the seconds `now - 59 ..= now`, where `now` is at least the
     /// newest second recorded (a caller whose clock lags still sees its own event).
     pub fn count(&self, now: u64) -> u64 {
-        let now = now.max(self.newest);
+        if now <= self.newest {
+            return self.total;
+        }
         let oldest = now.saturating_sub(RATE_SECONDS - 1);
         self.slots
             .iter()
-            .filter(|(s, _)| *s >= oldest && *s <= now)
+            .filter(|(s, _)| *s >= oldest && *s <= self.newest)
             .map(|(_, c)| c)
             .sum()
     }

@@ -7,7 +7,12 @@ pub struct LatencySummary {
     pub p95: f64,
     /// 99th percentile (nearest rank).
     pub p99: f64,
-    /// Arithmetic mean.
+    /// Arithmetic mean in fixed point: each value is taken in whole
+    /// nanoseconds (`ms * 1e6 + 0.5`, truncated; values above
+    /// [`MAX_EXACT_MS`] count as that), those are summed exactly in a
+    /// 128-bit integer, and the mean is the sum converted to `f64`, divided
+    /// by `count * 1e6`. So it is the same bit for bit for the same values in
+    /// any order, on every backend, and finite for every finite input.
     pub avg: f64,
     /// How many values the window held.
     pub count: usize,
@@ -21,10 +26,11 @@ impl LatencySummary {
     pub fn from_values(values: &[f64]) -> Option<Self> {
         let mut sorted = values.to_vec();
         sorted.sort_by(f64::total_cmp);
-        Self::from_sorted(&sorted, values.iter().sum())
+        Self::from_sorted(&sorted, values.iter().map(|v| to_units(*v)).sum())
     }
 
-    pub(crate) fn from_sorted(sorted: &[f64], sum: f64) -> Option<Self> {
+    /// From ascending values and the exact sum of their [`to_units`].
+    pub(crate) fn from_sorted(sorted: &[f64], units: u128) -> Option<Self> {
         if sorted.is_empty() {
             return None;
         }
@@ -32,10 +38,85 @@ impl LatencySummary {
             p50: nearest_rank(sorted, 50),
             p95: nearest_rank(sorted, 95),
             p99: nearest_rank(sorted, 99),
-            avg: sum / sorted.len() as f64,
+            avg: mean_ms(units, sorted.len()),
             count: sorted.len(),
         })
     }
+}
+
+impl LatencySummary {
+    /// From ascending [`order_key`]s and the exact sum of the values'
+    /// [`to_units`].
+    pub(crate) fn from_sorted_keys(keys: &[i64], units: u128) -> Option<Self> {
+        let at = |p: u32| {
+            let n = keys.len();
+            let rank = (p as usize * n).div_ceil(100).clamp(1, n);
+            keys.get(rank - 1).map_or(f64::NAN, |k| from_order_key(*k))
+        };
+        if keys.is_empty() {
+            return None;
+        }
+        Some(Self {
+            p50: at(50),
+            p95: at(95),
+            p99: at(99),
+            avg: mean_ms(units, keys.len()),
+            count: keys.len(),
+        })
+    }
+}
+
+/// An integer that orders as [`f64::total_cmp`] orders `v` (the same
+/// transformation `total_cmp` makes before comparing).
+pub(crate) fn order_key(v: f64) -> i64 {
+    let bits = v.to_bits() as i64;
+    bits ^ ((((bits >> 63) as u64) >> 1) as i64)
+}
+
+/// The value of an [`order_key`] (the transformation is its own inverse).
+fn from_order_key(key: i64) -> f64 {
+    f64::from_bits((key ^ ((((key >> 63) as u64) >> 1) as i64)) as u64)
+}
+
+/// Nanoseconds per millisecond: the fixed-point unit of the latency sum.
+const UNITS_PER_MS: f64 = 1e6;
+
+/// The largest value, in milliseconds, that the mean takes at face value
+/// (2^121 ns, about 2.7e30 ms); larger values count as this much, so that a
+/// sum of [`WINDOW`](super::WINDOW) values never overflows.
+pub const MAX_EXACT_MS: f64 = MAX_UNITS as f64 / UNITS_PER_MS;
+
+/// 2^121 ns: 100 of them stay below 2^128.
+const MAX_UNITS: u128 = 1 << 121;
+
+/// `ms` (finite, not negative) in whole nanoseconds (`ms * 1e6 + 0.5`,
+/// truncated), at most [`MAX_UNITS`]. Negative and NaN count as zero.
+pub(crate) fn to_units(ms: f64) -> u128 {
+    let ns = ms * UNITS_PER_MS;
+    if (0.0..9.0e18).contains(&ns) {
+        // Common case: fits an i64, whose conversion is one instruction.
+        (ns + 0.5) as i64 as u128
+    } else {
+        // `as` saturates: negative and NaN become 0.
+        ((ns + 0.5) as u128).min(MAX_UNITS)
+    }
+}
+
+/// Out of line, so that the common case above stays one instruction (inlined,
+/// the two cases merge into the slower general conversion).
+#[inline(never)]
+fn wide_to_f64(units: u128) -> f64 {
+    units as f64
+}
+
+/// `units / count` nanoseconds, in milliseconds.
+fn mean_ms(units: u128, count: usize) -> f64 {
+    let sum = match i64::try_from(units) {
+        // Common case: one conversion instruction.
+        Ok(small) => small as f64,
+        Err(_) => wide_to_f64(units),
+    };
+    sum / (count as f64 * UNITS_PER_MS)
 }
 
 /// The `p`-th percentile of ascending `sorted` by the nearest-rank method:
