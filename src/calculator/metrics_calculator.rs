@@ -291,7 +291,18 @@ impl<S: CompositeScheduler> MetricsCalculator<S> {
         }
     }
 
+    #[inline]
     fn decide(&mut self, event: &Event, now: Duration) -> Option<Ticket> {
+        if self.scheduler.skip_fast(now) {
+            self.telemetry.skipped();
+            return None;
+        }
+        self.decide_with_context(event, now)
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn decide_with_context(&mut self, event: &Event, now: Duration) -> Option<Ticket> {
         let ctx = Self::context(&self.env, event, now);
         let decision = self.scheduler.on_event(&ctx);
         self.telemetry.decision(&decision);
@@ -306,6 +317,8 @@ impl<S: CompositeScheduler> MetricsCalculator<S> {
         }
     }
 
+    #[cold]
+    #[inline(never)]
     fn compute(&mut self, event: &Event, now: Duration, ticket: Ticket, out: &mut Vec<Metric>) {
         let ctx = Self::context(&self.env, event, now);
         let session = (ctx.scope == CompositeScope::PerSession).then_some(&event.session_id);

@@ -41,6 +41,8 @@ duration_fields!(
     connect_timeout,
     read_timeout,
     write_timeout,
+    tick,
+    dedup_horizon,
 );
 
 plain_fields!(

@@ -29,6 +29,12 @@ pub struct MemoryConfigSpec {
     /// At most this many distinct tool names.
     #[serde(deserialize_with = "super::field::max_tools")]
     pub max_tools: usize,
+    /// How long an applied `event_id` is remembered (at most once within it).
+    #[serde(
+        deserialize_with = "super::field::dedup_horizon",
+        serialize_with = "humantime_serde::serialize"
+    )]
+    pub dedup_horizon: Duration,
 }
 
 impl Default for MemoryConfigSpec {
@@ -43,6 +49,7 @@ impl From<&MemoryConfig> for MemoryConfigSpec {
             session_ttl: c.session_ttl(),
             max_sessions: c.max_sessions(),
             max_tools: c.max_tools(),
+            dedup_horizon: c.dedup_horizon(),
         }
     }
 }
@@ -55,6 +62,7 @@ impl MemoryConfigSpec {
             .with_session_ttl(self.session_ttl)
             .with_max_sessions(self.max_sessions)
             .with_max_tools(self.max_tools)
+            .with_dedup_horizon(self.dedup_horizon)
             .validated()
     }
 

@@ -11,6 +11,7 @@
 
 mod background_spec;
 mod calculator_config;
+mod coalesce_spec;
 mod event_based_spec;
 mod field;
 mod hybrid_lock_spec;
@@ -23,6 +24,7 @@ mod time_based_spec;
 
 pub use self::background_spec::BackgroundSpec;
 pub use self::calculator_config::CalculatorConfig;
+pub use self::coalesce_spec::CoalesceSpec;
 pub use self::event_based_spec::EventBasedSpec;
 pub use self::hybrid_lock_spec::HybridLockSpec;
 pub use self::memory_spec::MemoryConfigSpec;

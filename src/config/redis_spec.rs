@@ -65,6 +65,12 @@ pub struct RedisConfigSpec {
     /// At most this many distinct tool names.
     #[serde(deserialize_with = "super::field::max_tools")]
     pub max_tools: usize,
+    /// How long an applied `event_id` is remembered (at most once within it).
+    #[serde(
+        deserialize_with = "super::field::dedup_horizon",
+        serialize_with = "humantime_serde::serialize"
+    )]
+    pub dedup_horizon: Duration,
 }
 
 impl Default for RedisConfigSpec {
@@ -85,6 +91,7 @@ impl From<&RedisConfig> for RedisConfigSpec {
             window_ttl: c.window_ttl(),
             max_sessions: c.max_sessions(),
             max_tools: c.max_tools(),
+            dedup_horizon: c.dedup_horizon(),
         }
     }
 }
@@ -100,7 +107,8 @@ impl RedisConfigSpec {
             .with_session_ttl(self.session_ttl)
             .with_window_ttl(self.window_ttl)
             .with_max_sessions(self.max_sessions)
-            .with_max_tools(self.max_tools);
+            .with_max_tools(self.max_tools)
+            .with_dedup_horizon(self.dedup_horizon);
         config.validate()?;
         Ok(config)
     }

@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 
 #[cfg(feature = "toml")]
 use super::StrategyList;
-use super::{BackgroundSpec, EventBasedSpec, HybridLockSpec, TimeBasedSpec};
+use super::{BackgroundSpec, CoalesceSpec, EventBasedSpec, HybridLockSpec, TimeBasedSpec};
 use crate::error::ConfigError;
 use crate::schedule::{CompositeScheduler, Never};
 use crate::sim::Strategy;
@@ -53,8 +53,10 @@ pub enum StrategyConfig {
     HybridLock(HybridLockSpec),
     /// [`Background`](crate::Background).
     Background(BackgroundSpec),
-    // A new strategy (e.g. `coalesce`) adds its variant here with its spec
-    // type, a `NAMES` entry, and an arm in `build`, `sim_strategy` and `from_str`.
+    /// [`Coalesce`](crate::Coalesce), its timer on its own thread.
+    Coalesce(CoalesceSpec),
+    // A new strategy adds its variant here with its spec type, a `NAMES`
+    // entry, and an arm in `name`, `build`, `sim_strategy` and `from_str`.
 }
 
 impl Default for StrategyConfig {
@@ -66,12 +68,13 @@ impl Default for StrategyConfig {
 
 impl StrategyConfig {
     /// Every strategy name, as written in a file.
-    pub const NAMES: [&'static str; 5] = [
+    pub const NAMES: [&'static str; 6] = [
         "never",
         "time-based",
         "event-based",
         "hybrid-lock",
         "background",
+        "coalesce",
     ];
 
     /// The strategy's name, as written in a file.
@@ -82,6 +85,7 @@ impl StrategyConfig {
             Self::EventBased(_) => "event-based",
             Self::HybridLock(_) => "hybrid-lock",
             Self::Background(_) => "background",
+            Self::Coalesce(_) => "coalesce",
         }
     }
 
@@ -94,6 +98,7 @@ impl StrategyConfig {
             Self::EventBased(spec) => Box::new(spec.build()?),
             Self::HybridLock(spec) => Box::new(spec.build()?),
             Self::Background(spec) => Box::new(spec.build()?),
+            Self::Coalesce(spec) => Box::new(spec.build()?),
         })
     }
 
@@ -109,6 +114,7 @@ impl StrategyConfig {
             },
             Self::HybridLock(spec) => Strategy::HybridLock(spec.to_config()?),
             Self::Background(spec) => Strategy::Background(spec.to_config()?),
+            Self::Coalesce(spec) => Strategy::Coalesce(spec.to_config()?),
         })
     }
 
@@ -164,6 +170,7 @@ impl FromStr for StrategyConfig {
             "event-based" => Self::EventBased(EventBasedSpec::default()),
             "hybrid-lock" => Self::HybridLock(HybridLockSpec::default()),
             "background" => Self::Background(BackgroundSpec::default()),
+            "coalesce" => Self::Coalesce(CoalesceSpec::default()),
             other => {
                 return Err(ConfigError::UnknownStrategy {
                     name: other.to_owned(),

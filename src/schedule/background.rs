@@ -482,6 +482,11 @@ impl CompositeScheduler for Background {
         Ok(Decision::Skip)
     }
 
+    #[inline]
+    fn skip_fast(&mut self, _now: Duration) -> bool {
+        true
+    }
+
     fn stats(&self) -> SchedulerStats {
         let c = &self.counters;
         SchedulerStats {

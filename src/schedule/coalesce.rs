@@ -379,6 +379,19 @@ impl CompositeScheduler for Coalesce {
         )
     }
 
+    /// The global scope's not-due, already-armed path, counted here. (With
+    /// the per-session scope `global` is never armed: its `check_at` stays
+    /// zero and every event goes to `on_event`.)
+    #[inline]
+    fn skip_fast(&mut self, now: Duration) -> bool {
+        let w = &mut self.global;
+        if now < w.check_at && w.events + 1 < w.check_events {
+            w.events += 1;
+            return true;
+        }
+        false
+    }
+
     fn on_computed(&mut self, ctx: &EventContext<'_>, ticket: Ticket) -> Result<(), BackendError> {
         if let Some(token) = ticket.lock() {
             if !ctx.backend.unlock(ctx.state_scope(), token)? {

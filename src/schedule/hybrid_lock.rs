@@ -155,6 +155,19 @@ impl CompositeScheduler for HybridLock {
         due(&self.config, self.token, &mut self.stats, worker, ctx)
     }
 
+    /// The global scope's not-due path, counted here. (With the
+    /// per-session scope `global` never learns of a calculation: its
+    /// `stale_at` stays zero and every event goes to `on_event`.)
+    #[inline]
+    fn skip_fast(&mut self, now: Duration) -> bool {
+        let w = &mut self.global;
+        if now < w.stale_at && (w.events + 1 < self.config.every_events || now < w.busy_at) {
+            w.events += 1;
+            return true;
+        }
+        false
+    }
+
     fn on_computed(&mut self, ctx: &EventContext<'_>, ticket: Ticket) -> Result<(), BackendError> {
         if let Some(token) = ticket.lock() {
             if !ctx.backend.unlock(ctx.state_scope(), token)? {

@@ -24,4 +24,9 @@ impl CompositeScheduler for Never {
     fn on_event(&mut self, _ctx: &EventContext<'_>) -> Result<Decision, BackendError> {
         Ok(Decision::Skip)
     }
+
+    #[inline]
+    fn skip_fast(&mut self, _now: std::time::Duration) -> bool {
+        true
+    }
 }

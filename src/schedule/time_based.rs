@@ -88,4 +88,9 @@ impl CompositeScheduler for TimeBased {
             },
         )
     }
+
+    #[inline]
+    fn skip_fast(&mut self, now: std::time::Duration) -> bool {
+        now.as_secs().checked_rem(self.period_secs) != Some(0)
+    }
 }

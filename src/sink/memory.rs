@@ -125,6 +125,7 @@ impl Store {
     }
 
     /// The row of `tool` (1 or more), added if new.
+    #[inline]
     fn tool_row(&mut self, tool: &Arc<str>) -> usize {
         if let Some(row) = self.tool_rows.get(&**tool) {
             return *row;
@@ -329,12 +330,25 @@ impl MemorySink {
 impl MetricSink for MemorySink {
     /// Finds each metric's series by its slot (a match on the name, no
     /// hashing) and its tool's row (looked up once for consecutive metrics
-    /// of the same tool); only metrics of other names are hashed.
+    /// of the same tool); only metrics of other names are hashed. Metrics
+    /// are stored as they come until the first fenced one (a composite with
+    /// a generation); from there the batch goes through the fence.
     fn record(&self, metrics: &[Metric]) -> Result<(), SinkError> {
-        if metrics.iter().any(|m| m.generation.is_some()) {
-            return self.record_fenced(metrics);
+        let fenced_from = {
+            let mut guard = self.inner.lock();
+            let mut cursor = Cursor::default();
+            metrics.iter().position(|m| {
+                if m.generation.is_some() {
+                    return true;
+                }
+                guard.put(self.capacity, m, &mut cursor);
+                false
+            })
+        };
+        match fenced_from.and_then(|i| metrics.get(i..)) {
+            None => Ok(()),
+            Some(rest) => self.record_fenced(rest),
         }
-        self.store(metrics.iter())
     }
 }
 
@@ -342,17 +356,18 @@ impl MemorySink {
     /// Records a batch holding fenced metrics: the fence is held while the
     /// admitted metrics are stored, so a refused one can never land after a
     /// newer one.
+    #[cold]
     fn record_fenced(&self, metrics: &[Metric]) -> Result<(), SinkError> {
         let mut fence = self.fence.lock();
         let mut keep = Vec::with_capacity(metrics.len());
         let refused = fence.admit(metrics, &mut keep);
-        self.store(
-            metrics
-                .iter()
-                .zip(&keep)
-                .filter(|(_, k)| **k)
-                .map(|(m, _)| m),
-        )?;
+        {
+            let mut guard = self.inner.lock();
+            let mut cursor = Cursor::default();
+            for (m, _) in metrics.iter().zip(&keep).filter(|(_, k)| **k) {
+                guard.put(self.capacity, m, &mut cursor);
+            }
+        }
         drop(fence);
         match refused {
             None => Ok(()),
@@ -362,51 +377,50 @@ impl MemorySink {
             }),
         }
     }
+}
 
-    /// Stores metrics: finds each metric's series by its slot (a match on
-    /// the name, no hashing) and its tool's row (looked up once for
-    /// consecutive metrics of the same tool); only metrics of other names
-    /// are hashed.
-    fn store<'a>(&self, metrics: impl Iterator<Item = &'a Metric>) -> Result<(), SinkError> {
-        let mut guard = self.inner.lock();
-        let store = &mut *guard;
-        let capacity = self.capacity;
-        // The last tool looked up: its string's address and its row.
-        let mut last_tool: Option<(*const u8, usize)> = None;
-        // Where the next metric's slot is likely to be.
-        let mut next = 0;
-        for m in metrics {
-            let point = (m.at, m.value);
-            let found = match store.slot_of(m.category, m.name, next) {
-                None if next > 0 => store.slot_of(m.category, m.name, 0),
-                found => found,
-            };
-            let Some(slot) = found else {
-                let key = SeriesKey::of(m);
-                match store.other.get_mut(&key) {
-                    Some(series) => series.push(capacity, point),
-                    None => store.other.entry(key).or_default().push(capacity, point),
-                }
-                continue;
-            };
-            next = slot + 1;
-            let row = match &m.tool {
-                None => 0,
-                Some(tool) => match last_tool {
-                    Some((seen, row)) if std::ptr::eq(seen, tool.as_ptr()) => row,
-                    _ => {
-                        let row = store.tool_row(tool);
-                        last_tool = Some((tool.as_ptr(), row));
-                        row
-                    }
-                },
-            };
-            // Every row has SLOTS series and `slot < SLOTS`: always found.
-            if let Some(series) = store.rows.get_mut(row * SLOTS + slot) {
-                series.push(capacity, point);
+/// Where a batch's last lookups landed, to start the next one there.
+#[derive(Default)]
+struct Cursor {
+    /// The last tool looked up: its string's address and its row.
+    last_tool: Option<(*const u8, usize)>,
+    /// Where the next metric's slot is likely to be.
+    next: usize,
+}
+
+impl Store {
+    /// Stores one metric: its series by slot (no hashing) and tool row.
+    #[inline(always)]
+    fn put(&mut self, capacity: usize, m: &Metric, cursor: &mut Cursor) {
+        let point = (m.at, m.value);
+        let found = match self.slot_of(m.category, m.name, cursor.next) {
+            None if cursor.next > 0 => self.slot_of(m.category, m.name, 0),
+            found => found,
+        };
+        let Some(slot) = found else {
+            let key = SeriesKey::of(m);
+            match self.other.get_mut(&key) {
+                Some(series) => series.push(capacity, point),
+                None => self.other.entry(key).or_default().push(capacity, point),
             }
+            return;
+        };
+        cursor.next = slot + 1;
+        let row = match &m.tool {
+            None => 0,
+            Some(tool) => match cursor.last_tool {
+                Some((seen, row)) if std::ptr::eq(seen, tool.as_ptr()) => row,
+                _ => {
+                    let row = self.tool_row(tool);
+                    cursor.last_tool = Some((tool.as_ptr(), row));
+                    row
+                }
+            },
+        };
+        // Every row has SLOTS series and `slot < SLOTS`: always found.
+        if let Some(series) = self.rows.get_mut(row * SLOTS + slot) {
+            series.push(capacity, point);
         }
-        Ok(())
     }
 }
 

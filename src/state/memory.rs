@@ -460,7 +460,9 @@ impl StateBackend for MemoryState {
         }
         data.check_capacity(std::slice::from_ref(event), &[], &self.shared.config)?;
         data.record_round_trips += 1;
-        data.remember(event, now + self.shared.config.dedup_horizon());
+        if event.event_id.is_some() {
+            data.remember(event, now + self.shared.config.dedup_horizon());
+        }
         Ok(data.apply(event, now))
     }
 

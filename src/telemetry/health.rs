@@ -100,6 +100,15 @@ impl CalculatorTelemetry {
         let _ = decision;
     }
 
+    /// A skip decided on the scheduler's fast path.
+    #[inline]
+    pub(crate) fn skipped(&mut self) {
+        #[cfg(feature = "metrics")]
+        {
+            self.pending_skips += 1;
+        }
+    }
+
     /// Called for every event processed at `now`: publishes the pending
     /// skips and the seconds since the latest calculation in this process
     /// when a second has passed since the last publication (or 256 skips
