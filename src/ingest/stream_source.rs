@@ -234,7 +234,8 @@ impl StreamSource {
     }
 
     fn failed(&mut self, op: &'static str, e: RedisError) -> Error {
-        let reopen = e.code() == Some("NOGROUP") || !matches!(e.kind(), redis::ErrorKind::Server(_));
+        let reopen =
+            e.code() == Some("NOGROUP") || !matches!(e.kind(), redis::ErrorKind::Server(_));
         if reopen {
             self.con = None;
         }
@@ -315,7 +316,8 @@ impl StreamSource {
         };
         for row in rows {
             if let Value::Array(cols) = row {
-                if let (Some(id), Some(Value::Int(n))) = (cols.first().and_then(text), cols.get(3)) {
+                if let (Some(id), Some(Value::Int(n))) = (cols.first().and_then(text), cols.get(3))
+                {
                     if let Some(e) = entries.iter_mut().find(|e| e.id == id) {
                         e.deliveries = (*n).max(1) as u64;
                     }
@@ -514,7 +516,10 @@ fn find_group(groups: &Value, name: &str) -> Option<GroupInfo> {
                 .chunks(2)
                 .filter_map(|kv| Some((text(kv.first()?)?, kv.get(1)?)))
                 .collect(),
-            Value::Map(map) => map.iter().filter_map(|(k, v)| Some((text(k)?, v))).collect(),
+            Value::Map(map) => map
+                .iter()
+                .filter_map(|(k, v)| Some((text(k)?, v)))
+                .collect(),
             _ => return None,
         };
         let get = |key: &str| pairs.iter().find(|(k, _)| k == key).map(|(_, v)| *v);
