@@ -174,8 +174,14 @@ fn main() {
     };
     let per_sec = |ns: f64| BATCH as f64 * 1e9 / ns;
     println!("\nbatches of {BATCH} on Redis, one calculator:");
-    println!("  hand-made process_batch   {:>10.0} events/s", per_sec(by_hand));
-    println!("  through the Batcher       {:>10.0} events/s", per_sec(through));
+    println!(
+        "  hand-made process_batch   {:>10.0} events/s",
+        per_sec(by_hand)
+    );
+    println!(
+        "  through the Batcher       {:>10.0} events/s",
+        per_sec(through)
+    );
     println!(
         "  ratio                     {:>10.2}   (target >= 0.80)",
         by_hand / through
@@ -198,6 +204,10 @@ fn main() {
     );
     println!(
         "  bound max_delay + one batch round trip = {bound:?}: p99 {}",
-        if pct(0.99) <= bound { "within" } else { "EXCEEDS" }
+        if pct(0.99) <= bound {
+            "within"
+        } else {
+            "EXCEEDS"
+        }
     );
 }

@@ -48,7 +48,7 @@ fn worker_binary() -> PathBuf {
 fn entry(i: usize) -> String {
     if i % INVALID_EVERY == INVALID_EVERY - 1 {
         // Alternately malformed JSON and a negative duration.
-        return if i % 2 == 0 {
+        return if i.is_multiple_of(2) {
             format!("{{\"event_type\":\"tool_use\",\"session_id\":\"s{i}\"")
         } else {
             format!(
@@ -61,13 +61,13 @@ fn entry(i: usize) -> String {
         3 => format!(
             r#"{{"event_type":"file_edit","session_id":"s{}","timestamp":"2024-05-01T12:00:00Z","payload":{{"accepted":{}}}}}"#,
             i % 64,
-            i % 3 == 0
+            i.is_multiple_of(3)
         ),
         _ => format!(
             r#"{{"event_type":"tool_use","session_id":"s{}","timestamp":"2024-05-01T12:00:00Z","tool_name":"bash","duration_ms":{},"payload":{{"success":{}}}}}"#,
             i % 64,
             i % 250,
-            i % 5 != 0
+            !i.is_multiple_of(5)
         ),
     }
 }
