@@ -50,7 +50,11 @@ struct RawEntry {
 ///    dead-lettered after `max_deliveries`), and `poll` returns the error.
 ///
 /// The group is created (with `MKSTREAM`, at `start_id`) if it does not
-/// exist. The source opens its own connection, with the configured
+/// exist. The dead letters and the acknowledgement go in one transaction, so
+/// on Redis Cluster the stream and the dead-letter stream must share a hash
+/// tag: name the stream `{events}` and the default dead-letter stream is
+/// `{events}:dead`. (The source talks to one node: point it at the node
+/// serving the stream's slot.) The source opens its own connection, with the configured
 /// timeouts, and reopens it after a connection error.
 #[derive(Debug)]
 pub struct StreamSource {
@@ -137,7 +141,14 @@ impl StreamSource {
         let now = self.clock.now();
         if handled.is_ok() && now >= self.next_lag {
             self.next_lag = now + self.config.lag_every();
-            self.refresh_lag()?;
+            // The entries are settled; a failed lag read only leaves the
+            // previous figures in place (the next call reconnects).
+            if let Err(e) = self.refresh_lag() {
+                log::warn!(
+                    "stream {}: reading the lag failed: {e}",
+                    self.config.stream()
+                );
+            }
         }
         handled
     }
