@@ -387,3 +387,40 @@ async fn hundred_tokio_tasks_on_redis_totals_exact() {
     let tool_runs: u64 = server.cmd(&["HGET", "{ingest}:totals", "tool_runs"]);
     assert_eq!(tool_runs, total / 4 * 3);
 }
+
+#[tokio::test(flavor = "current_thread")]
+async fn async_sends_with_replies_resolve_on_a_single_threaded_runtime() {
+    let (batcher, state) = memory_batcher(
+        BatcherConfig::default()
+            .with_capacity(4)
+            .with_max_delay(Duration::from_millis(1)),
+    );
+    let mut replies = Vec::new();
+    for i in 0..20 {
+        // The queue holds 4: later sends wait (without blocking the only
+        // runtime thread) until the worker thread makes room.
+        let reply = batcher
+            .send_async_with_reply(
+                Event::tool_use("s", "bash").with_event_id(format!("e{}", i % 10)),
+            )
+            .await
+            .expect("send");
+        replies.push(reply);
+    }
+    let mut applied = 0;
+    let mut duplicates = 0;
+    for reply in replies {
+        match reply.await.expect("processed").delivery {
+            Delivery::Applied => applied += 1,
+            Delivery::Duplicate => duplicates += 1,
+        }
+    }
+    assert_eq!((applied, duplicates), (10, 10));
+    let reply = batcher
+        .try_send_with_reply(Event::tool_use("s", "grep"))
+        .expect("room");
+    assert_eq!(reply.await.expect("processed").delivery, Delivery::Applied);
+    assert_eq!(tool_runs(&state), 11);
+    let stats = batcher.shutdown();
+    assert_eq!((stats.applied, stats.duplicates), (11, 10));
+}
