@@ -37,6 +37,7 @@ pub mod clock;
 pub mod config;
 mod error;
 pub mod event;
+pub mod ingest;
 pub mod metric;
 pub mod schedule;
 pub mod score;
@@ -50,6 +51,7 @@ pub use crate::calculator::{Builder, Delivery, MetricsCalculator, Stats};
 pub use crate::clock::{Clock, ManualClock, SystemClock};
 pub use crate::error::{BackendError, ConfigError, Error, EventError, SinkError};
 pub use crate::event::{Event, EventType, Payload};
+pub use crate::ingest::{Batcher, BatcherConfig};
 pub use crate::metric::{Category, Metric};
 pub use crate::schedule::{
     Background, BackgroundConfig, Coalesce, CoalesceConfig, CompositeScheduler, CompositeScope,

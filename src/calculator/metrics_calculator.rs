@@ -158,6 +158,46 @@ impl<S: CompositeScheduler> MetricsCalculator<S> {
     /// in the same batch) are skipped one by one: no metrics, not shown to
     /// the scheduler, counted in [`Stats::duplicates`].
     pub fn process_batch(&mut self, events: &[Event]) -> Result<Vec<Metric>, Error> {
+        let mut out = Vec::with_capacity(events.len() * 6);
+        self.batch(events, &mut out, None)?;
+        Ok(out)
+    }
+
+    /// Like [`process_batch`](Self::process_batch), appending the metrics to
+    /// a buffer the caller reuses and telling, event by event, what happened:
+    /// `deliveries` is cleared, then gets one `(Delivery, end)` per event, in
+    /// order, where `end` is the length of `out` after that event's metrics
+    /// (so event `i`'s metrics are `out[end(i-1)..end(i)]`, starting from
+    /// `out`'s length at the call). A composite computed for the batch comes
+    /// after the last event's metrics: `out[end(last)..]`.
+    ///
+    /// ```
+    /// use composite_metrics::{Delivery, Event, MetricsCalculator};
+    ///
+    /// let mut calc = MetricsCalculator::builder().build()?;
+    /// let a = Event::tool_use("s1", "bash").with_event_id("a");
+    /// let (mut out, mut deliveries) = (Vec::new(), Vec::new());
+    /// calc.process_batch_into(&[a.clone(), a], &mut out, &mut deliveries)?;
+    /// assert_eq!(deliveries[0].0, Delivery::Applied);
+    /// assert_eq!(deliveries[1], (Delivery::Duplicate, deliveries[0].1));
+    /// # Ok::<(), composite_metrics::Error>(())
+    /// ```
+    pub fn process_batch_into(
+        &mut self,
+        events: &[Event],
+        out: &mut Vec<Metric>,
+        deliveries: &mut Vec<(Delivery, usize)>,
+    ) -> Result<(), Error> {
+        deliveries.clear();
+        self.batch(events, out, Some(deliveries))
+    }
+
+    fn batch(
+        &mut self,
+        events: &[Event],
+        out: &mut Vec<Metric>,
+        mut deliveries: Option<&mut Vec<(Delivery, usize)>>,
+    ) -> Result<(), Error> {
         for (index, event) in events.iter().enumerate() {
             if let Err(source) = event.validate() {
                 self.stats.rejected += events.len() as u64;
@@ -176,15 +216,21 @@ impl<S: CompositeScheduler> MetricsCalculator<S> {
             return Err(self.backend_failure(e, events.len()));
         }
         self.telemetry.event(now);
-        let mut out = Vec::with_capacity(events.len() * 6);
+        let start = out.len();
         let mut first: Option<(&Event, Ticket)> = None;
         for (event, observation) in events.iter().zip(&observations) {
             if observation.duplicate {
                 self.stats.duplicates += 1;
+                if let Some(d) = deliveries.as_deref_mut() {
+                    d.push((Delivery::Duplicate, out.len()));
+                }
                 continue;
             }
             self.stats.events += 1;
-            push_metrics(event, observation, now, &mut out);
+            push_metrics(event, observation, now, out);
+            if let Some(d) = deliveries.as_deref_mut() {
+                d.push((Delivery::Applied, out.len()));
+            }
             if let Some(ticket) = self.decide(event, now) {
                 match first {
                     None => first = Some((event, ticket)),
@@ -195,10 +241,10 @@ impl<S: CompositeScheduler> MetricsCalculator<S> {
         }
         self.observations = observations;
         if let Some((event, ticket)) = first {
-            self.compute(event, now, ticket, &mut out);
+            self.compute(event, now, ticket, out);
         }
-        self.record(&out);
-        Ok(out)
+        self.record(&out[start..]);
+        Ok(())
     }
 
     /// Computes the composite now, whatever the scheduler says, and records it.
