@@ -121,7 +121,7 @@ impl RedisCluster {
     /// source, `MIGRATE` the keys in batches (calling `between_batches` after
     /// each, so a test can keep writing while the slot is half-moved), then
     /// `SETSLOT NODE` on every node.
-    pub fn migrate_slot(&self, slot: u16, to: usize, mut between_batches: impl FnMut()) {
+    pub fn migrate_slot(&self, slot: u16, to: usize, between_batches: impl FnMut()) {
         let from = self.owner_of(slot);
         assert_ne!(from, to, "slot {slot} is already on node {to}");
         let src = &self.nodes[from];
@@ -131,6 +131,27 @@ impl RedisCluster {
         let s = slot.to_string();
         let _: () = dst.cmd(&["CLUSTER", "SETSLOT", &s, "IMPORTING", &src_id]);
         let _: () = src.cmd(&["CLUSTER", "SETSLOT", &s, "MIGRATING", &dst_id]);
+        self.drain_and_assign(slot, from, to, between_batches);
+    }
+
+    /// Ends a migration of `slot` from node `from` to node `to` that a test
+    /// began by hand (`SETSLOT IMPORTING/MIGRATING`, perhaps some keys
+    /// moved): moves the remaining keys, then `SETSLOT NODE` on every node.
+    pub fn migrate_slot_rest(&self, slot: u16, from: usize, to: usize) {
+        self.drain_and_assign(slot, from, to, || {});
+    }
+
+    fn drain_and_assign(
+        &self,
+        slot: u16,
+        from: usize,
+        to: usize,
+        mut between_batches: impl FnMut(),
+    ) {
+        let src = &self.nodes[from];
+        let dst = &self.nodes[to];
+        let dst_id: String = dst.cmd(&["CLUSTER", "MYID"]);
+        let s = slot.to_string();
         let deadline = Instant::now() + CONVERGE_WITHIN;
         loop {
             let keys: Vec<String> = src.cmd(&["CLUSTER", "GETKEYSINSLOT", &s, "10"]);
