@@ -248,19 +248,17 @@ impl Script<'_> {
             }
             // In an assignment's left side? Skip `, ident` to the `=`.
             let mut j = at + e.len();
-            let mut index_after = 0;
             loop {
                 let rest = &self.src[j..];
                 let t = rest.trim_start_matches([' ', '\t']);
                 j += rest.len() - t.len();
-                if t.starts_with(',') {
-                    let t2 = t[1..].trim_start_matches([' ', '\t']);
+                if let Some(after_comma) = t.strip_prefix(',') {
+                    let t2 = after_comma.trim_start_matches([' ', '\t']);
                     let id_len = t2.bytes().take_while(|&c| is_ident_byte(c)).count();
                     if id_len == 0 {
                         break;
                     }
                     j += t.len() - t2.len() + id_len;
-                    index_after += 1;
                     continue;
                 }
                 break;
@@ -282,7 +280,6 @@ impl Script<'_> {
                 k += 1;
                 s = p[..p.len() - id_len].trim_end_matches([' ', '\t']);
             }
-            let _ = index_after;
             // A table constructor's field (`{ name = v }`) is not a binding.
             if s.ends_with('{') || (s.ends_with(',') && k == 0) {
                 continue;

@@ -40,11 +40,15 @@ impl LuaScript {
 /// The way to Redis of a [`RedisState`](super::RedisState) or a
 /// [`RedisSink`](crate::sink::RedisSink): one server, or a Redis Cluster.
 #[derive(Debug)]
+// One `Link` per state or sink, built once: the single-server variant is
+// kept inline (no indirection on the event path), the cluster one boxed.
+#[allow(clippy::large_enum_variant)]
 pub(crate) enum Link {
     /// One server (or a proxy in front of many).
     Node(NodeLink),
-    /// A Redis Cluster, routed by key slot.
-    Cluster(ClusterLink),
+    /// A Redis Cluster, routed by key slot (boxed: the cluster client is
+    /// large, and one server is the common case).
+    Cluster(Box<ClusterLink>),
 }
 
 impl Link {
@@ -60,7 +64,7 @@ impl Link {
         config: RedisConfig,
         scripts: &[&LuaScript],
     ) -> Result<Self, BackendError> {
-        ClusterLink::open(seeds, config, scripts).map(Self::Cluster)
+        ClusterLink::open(seeds, config, scripts).map(|l| Self::Cluster(Box::new(l)))
     }
 
     pub(crate) fn config(&self) -> &RedisConfig {
