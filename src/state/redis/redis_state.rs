@@ -220,7 +220,9 @@ impl RedisState {
     /// [`connect`](Self::connect) does. Credentials and TLS come from the
     /// first URL and apply to every node; the database must be 0.
     ///
-    /// The namespace's keys share one hash slot (`{ns}`), so every script
+    /// The state holds one connection per primary (the `redis` crate's
+    /// cluster connection); give every worker its own `RedisState`, as on
+    /// one server. The namespace's keys share one hash slot (`{ns}`), so every script
     /// runs on the one primary that owns it; namespaces spread over the
     /// primaries. At connect the scripts are loaded on every primary
     /// (`SCRIPT LOAD`); a node that lost them answers `NOSCRIPT` and gets the
