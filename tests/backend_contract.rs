@@ -1,5 +1,7 @@
-//! The backend contract, written once and run against `MemoryState` and
-//! `RedisState` (a real redis-server started per test).
+//! The backend contract, written once and run against `MemoryState`,
+//! `RedisState` on one server (a real redis-server started per test) and
+//! `RedisState` on a local 3-primary Redis Cluster (shared by the tests that
+//! run at the same time, started again when none holds it).
 //!
 //! Event times are the calculator's `now` (a `ManualClock`); coordination runs
 //! on the backend's time: the same `ManualClock` for `MemoryState`, the
@@ -9,7 +11,7 @@
 mod support;
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
 use composite_metrics::clock::{Clock, ManualClock};
@@ -23,7 +25,7 @@ use composite_metrics::{
     HybridLockConfig, MemoryState, MetricsCalculator, StateBackend,
 };
 use proptest::prelude::*;
-use support::RedisServer;
+use support::{RedisCluster, RedisServer};
 
 /// Limits a fixture's backend is built with.
 #[derive(Debug, Clone, Copy)]
@@ -42,7 +44,14 @@ impl Default for Limits {
 
 enum Kind {
     Memory(MemoryState),
-    Redis { url: String, config: RedisConfig },
+    Redis {
+        url: String,
+        config: RedisConfig,
+    },
+    Cluster {
+        urls: Vec<String>,
+        config: RedisConfig,
+    },
 }
 
 /// One shared state, handed out as any number of handles (workers).
@@ -50,6 +59,21 @@ struct Fixture {
     clock: ManualClock,
     kind: Kind,
     _server: Option<RedisServer>,
+    _cluster: Option<Arc<RedisCluster>>,
+}
+
+/// The cluster the running tests share; dropped (its servers killed) when
+/// the last fixture holding it ends.
+static CLUSTER: Mutex<Weak<RedisCluster>> = Mutex::new(Weak::new());
+
+fn shared_cluster() -> Arc<RedisCluster> {
+    let mut shared = CLUSTER.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(c) = shared.upgrade() {
+        return c;
+    }
+    let c = Arc::new(RedisCluster::start(3));
+    *shared = Arc::downgrade(&c);
+    c
 }
 
 static NAMESPACE: AtomicU64 = AtomicU64::new(0);
@@ -67,6 +91,7 @@ impl Fixture {
             clock,
             kind: Kind::Memory(state),
             _server: None,
+            _cluster: None,
         }
     }
 
@@ -78,25 +103,33 @@ impl Fixture {
     }
 
     fn redis_on(server: &RedisServer, limits: Limits) -> Self {
-        let ns = format!("contract-{}", NAMESPACE.fetch_add(1, Ordering::Relaxed));
-        let config = RedisConfig::default()
-            .with_namespace(&ns)
-            .with_session_ttl(limits.session_ttl)
-            .with_max_sessions(limits.max_sessions)
-            .with_max_tools(limits.max_tools)
-            .with_dedup_horizon(limits.dedup_horizon);
         Self {
             clock: ManualClock::default(),
             kind: Kind::Redis {
                 url: server.url(),
-                config,
+                config: redis_config(limits),
             },
             _server: None,
+            _cluster: None,
+        }
+    }
+
+    /// `RedisState` on the shared local cluster, in a namespace of its own.
+    fn cluster(limits: Limits) -> Self {
+        let cluster = shared_cluster();
+        Self {
+            clock: ManualClock::default(),
+            kind: Kind::Cluster {
+                urls: cluster.urls(),
+                config: redis_config(limits),
+            },
+            _server: None,
+            _cluster: Some(cluster),
         }
     }
 
     fn is_redis(&self) -> bool {
-        matches!(self.kind, Kind::Redis { .. })
+        matches!(self.kind, Kind::Redis { .. } | Kind::Cluster { .. })
     }
 
     /// A new handle on the shared state (one per worker).
@@ -105,6 +138,13 @@ impl Fixture {
             Kind::Memory(m) => Arc::new(m.clone()),
             Kind::Redis { url, config } => {
                 Arc::new(RedisState::connect(url, config.clone()).expect("connect to redis"))
+            }
+            Kind::Cluster { urls, config } => {
+                let seeds: Vec<&str> = urls.iter().map(String::as_str).collect();
+                Arc::new(
+                    RedisState::connect_cluster(&seeds, config.clone())
+                        .expect("connect to the cluster"),
+                )
             }
         }
     }
@@ -137,6 +177,17 @@ impl Fixture {
             Duration::ZERO
         }
     }
+}
+
+/// A fresh namespace with `limits`.
+fn redis_config(limits: Limits) -> RedisConfig {
+    let ns = format!("contract-{}", NAMESPACE.fetch_add(1, Ordering::Relaxed));
+    RedisConfig::default()
+        .with_namespace(&ns)
+        .with_session_ttl(limits.session_ttl)
+        .with_max_sessions(limits.max_sessions)
+        .with_max_tools(limits.max_tools)
+        .with_dedup_horizon(limits.dedup_horizon)
 }
 
 fn tool(session: &str, name: &str) -> Event {
@@ -915,6 +966,10 @@ macro_rules! both {
             use super::*;
             $( #[test] fn $name() { let run: fn(&Fixture) = $body; run(&Fixture::redis(LIMITS)); } )*
         }
+        mod cluster {
+            use super::*;
+            $( #[test] fn $name() { let run: fn(&Fixture) = $body; run(&Fixture::cluster(LIMITS)); } )*
+        }
     };
 }
 
@@ -958,6 +1013,11 @@ fn redis_capacity() {
     capacity_rejects_the_whole_batch(&Fixture::redis(SMALL));
 }
 
+#[test]
+fn cluster_capacity() {
+    capacity_rejects_the_whole_batch(&Fixture::cluster(SMALL));
+}
+
 /// A short dedup horizon; sessions live long.
 const SHORT_HORIZON: Limits = Limits {
     dedup_horizon: Duration::from_millis(300),
@@ -976,6 +1036,12 @@ fn redis_event_id_horizon() {
     event_ids_expire_after_the_horizon(&f, SHORT_HORIZON.dedup_horizon);
 }
 
+#[test]
+fn cluster_event_id_horizon() {
+    let f = Fixture::cluster(SHORT_HORIZON);
+    event_ids_expire_after_the_horizon(&f, SHORT_HORIZON.dedup_horizon);
+}
+
 const ONE_TOOL: Limits = Limits {
     max_tools: 1,
     ..LIMITS
@@ -989,6 +1055,11 @@ fn memory_edges() {
 #[test]
 fn redis_edges() {
     edges_give_the_same_answers(&Fixture::redis(ONE_TOOL));
+}
+
+#[test]
+fn cluster_edges() {
+    edges_give_the_same_answers(&Fixture::cluster(ONE_TOOL));
 }
 
 #[test]
@@ -1009,6 +1080,16 @@ fn redis_ttl_expiry() {
         ..SMALL
     };
     idle_sessions_expire(&Fixture::redis(limits), limits.session_ttl);
+}
+
+#[test]
+fn cluster_ttl_expiry() {
+    let limits = Limits {
+        max_sessions: 10,
+        max_tools: 10,
+        ..SMALL
+    };
+    idle_sessions_expire(&Fixture::cluster(limits), limits.session_ttl);
 }
 
 // ---------------------------------------------------------------- same values

@@ -99,11 +99,28 @@ fn slot(category: Category) -> usize {
 impl RedisSink {
     /// Connects to the server at `url`; keys go under `config`'s namespace.
     pub fn connect(url: &str, config: RedisConfig) -> Result<Self, BackendError> {
-        let prefix = config.key_prefix();
-        Ok(Self {
-            link: Link::open(url, config)?,
+        let script = LuaScript::new(include_str!("redis_record.lua"));
+        Ok(Self::with_link(Link::open(url, config)?, script))
+    }
+
+    /// Connects to a Redis Cluster through `seed_urls` (any of its nodes;
+    /// one answering is enough), as
+    /// [`RedisState::connect_cluster`](crate::state::RedisState::connect_cluster)
+    /// does: the namespace is one slot, the script is loaded on every
+    /// primary, and redirections (`ASK`, `MOVED`) and `TRYAGAIN` during a
+    /// slot migration are followed or retried within the call's deadline.
+    pub fn connect_cluster(seed_urls: &[&str], config: RedisConfig) -> Result<Self, BackendError> {
+        let script = LuaScript::new(include_str!("redis_record.lua"));
+        let link = Link::open_cluster(seed_urls, config, &[&script])?;
+        Ok(Self::with_link(link, script))
+    }
+
+    fn with_link(link: Link, script: LuaScript) -> Self {
+        let prefix = link.config().key_prefix();
+        Self {
+            link,
             keys: Keys::new(prefix.clone()),
-            script: LuaScript::new(include_str!("redis_record.lua")),
+            script,
             fence_memory: Duration::from_secs(24 * 3600),
             refused: AtomicU64::new(0),
             prefix,
@@ -116,7 +133,7 @@ impl RedisSink {
             id: LockToken::random().as_u64() & 0xffff_ffff,
             seq: AtomicU64::new(0),
             trips: AtomicU64::new(0),
-        })
+        }
     }
 
     /// Keeps points of `category` for `retention` (at least one millisecond).

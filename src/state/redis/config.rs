@@ -42,6 +42,24 @@ use crate::error::ConfigError;
 /// a server that keeps sending a reply one byte at a time can stretch a
 /// read, since each read of the socket restarts its wait.
 ///
+/// On a Redis Cluster ([`RedisState::connect_cluster`](super::RedisState::connect_cluster),
+/// [`RedisSink::connect_cluster`](crate::sink::RedisSink::connect_cluster))
+/// the same bounds hold, measured the same way: connecting (reaching a seed
+/// node, reading the slot map, connecting to every primary and loading the
+/// scripts on each) returns within `connect_timeout`, and every call within
+/// `connect_timeout + read_timeout`, redirections and retries included.
+/// Before each request of a call the sockets' read and write timeouts are
+/// set to what is left of its deadline (capped by `read_timeout` and
+/// `write_timeout`); an `ASK` is followed at once, a `MOVED` rebuilds the
+/// cluster connection (bounded by what is left of the deadline), and a
+/// `TRYAGAIN` or `CLUSTERDOWN` is retried after a pause of 2 ms doubling to
+/// 50 ms, no pause reaching past the deadline. One exception: an `ASK` to a
+/// node that was not in the slot map when the connection was built (a node
+/// added since) makes the client library open a connection to it inside
+/// the request, with `connect_timeout` for the TCP connect and for each
+/// reply of its handshake but none for its first `PING`: that step is not
+/// bounded by the call's deadline.
+///
 /// # Credentials and TLS
 ///
 /// A user name and password go in the URL:

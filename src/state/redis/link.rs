@@ -10,6 +10,7 @@ use ::redis::{
 };
 use parking_lot::Mutex;
 
+use super::cluster_link::ClusterLink;
 use super::RedisConfig;
 use crate::error::{BackendError, ConfigError};
 
@@ -17,8 +18,8 @@ use crate::error::{BackendError, ConfigError};
 /// `EVAL` (which also caches it again) when the server answers `NOSCRIPT`
 /// (after `SCRIPT FLUSH` or a restart).
 pub(crate) struct LuaScript {
-    body: &'static str,
-    sha: String,
+    pub(super) body: &'static str,
+    pub(super) sha: String,
 }
 
 impl fmt::Debug for LuaScript {
@@ -32,6 +33,68 @@ impl LuaScript {
         Self {
             body,
             sha: ::redis::Script::new(body).get_hash().to_owned(),
+        }
+    }
+}
+
+/// The way to Redis of a [`RedisState`](super::RedisState) or a
+/// [`RedisSink`](crate::sink::RedisSink): one server, or a Redis Cluster.
+#[derive(Debug)]
+// One `Link` per state or sink, built once: the single-server variant is
+// kept inline (no indirection on the event path), the cluster one boxed.
+#[allow(clippy::large_enum_variant)]
+pub(crate) enum Link {
+    /// One server (or a proxy in front of many).
+    Node(NodeLink),
+    /// A Redis Cluster, routed by key slot (boxed: the cluster client is
+    /// large, and one server is the common case).
+    Cluster(Box<ClusterLink>),
+}
+
+impl Link {
+    /// One server at `url` (see [`NodeLink::open`]).
+    pub(crate) fn open(url: &str, config: RedisConfig) -> Result<Self, BackendError> {
+        NodeLink::open(url, config).map(Self::Node)
+    }
+
+    /// A cluster reached through `seeds` (see [`ClusterLink::open`]);
+    /// `scripts` are loaded on every primary.
+    pub(crate) fn open_cluster(
+        seeds: &[&str],
+        config: RedisConfig,
+        scripts: &[&LuaScript],
+    ) -> Result<Self, BackendError> {
+        ClusterLink::open(seeds, config, scripts).map(|l| Self::Cluster(Box::new(l)))
+    }
+
+    pub(crate) fn config(&self) -> &RedisConfig {
+        match self {
+            Self::Node(l) => l.config(),
+            Self::Cluster(l) => l.config(),
+        }
+    }
+
+    /// How many times a connection was reopened.
+    pub(crate) fn reconnects(&self) -> u64 {
+        match self {
+            Self::Node(l) => l.reconnects(),
+            Self::Cluster(l) => l.reconnects(),
+        }
+    }
+
+    /// Runs a script with `EVALSHA` (`EVAL` after `NOSCRIPT`); `args`
+    /// appends the script's arguments. One round trip on the usual path.
+    pub(crate) fn eval(
+        &self,
+        op: &'static str,
+        trips: &AtomicU64,
+        script: &LuaScript,
+        keys: &[&str],
+        args: &dyn Fn(&mut Cmd),
+    ) -> Result<Value, BackendError> {
+        match self {
+            Self::Node(l) => l.eval(op, trips, script, keys, args),
+            Self::Cluster(l) => l.eval(op, trips, script, keys, args),
         }
     }
 }
@@ -56,7 +119,7 @@ impl LuaScript {
 /// socket, on a helper thread that the caller stops waiting for at the
 /// deadline, and `AUTH`, `SELECT` and a `PING` are sent here as one
 /// pipeline under the deadline.
-pub(crate) struct Link {
+pub(crate) struct NodeLink {
     /// Opens sockets only: no credentials, database 0, no `CLIENT SETINFO`.
     client: Client,
     /// `AUTH [user] password`, `SELECT db` (if not 0) and `PING`, packed.
@@ -69,7 +132,7 @@ pub(crate) struct Link {
     reconnects: AtomicU64,
 }
 
-impl fmt::Debug for Link {
+impl fmt::Debug for NodeLink {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Link")
             .field(
@@ -93,7 +156,7 @@ struct Open {
 /// kept: on the usual path (a short request sent without blocking) this
 /// saves two system calls per request, and moves no wait by more than this
 /// (a wait may end this much early, or late).
-const TIMEOUT_SLACK: Duration = Duration::from_millis(1);
+pub(super) const TIMEOUT_SLACK: Duration = Duration::from_millis(1);
 
 impl Open {
     fn set_read(&mut self, want: Duration) -> Result<(), RedisError> {
@@ -113,12 +176,12 @@ impl Open {
     }
 }
 
-fn keeps(current: Option<Duration>, want: Duration) -> bool {
+pub(super) fn keeps(current: Option<Duration>, want: Duration) -> bool {
     current.is_some_and(|c| c.abs_diff(want) <= TIMEOUT_SLACK)
 }
 
 /// The time left until `deadline`, or a timeout error when none is left.
-fn left(deadline: Instant) -> Result<Duration, RedisError> {
+pub(super) fn left(deadline: Instant) -> Result<Duration, RedisError> {
     let d = deadline.saturating_duration_since(Instant::now());
     if d.is_zero() {
         Err(timed_out())
@@ -175,7 +238,7 @@ impl Exchange<'_> {
     }
 }
 
-impl Link {
+impl NodeLink {
     /// Parses `url` and connects once, so a wrong address, wrong
     /// credentials or a certificate problem fail here, within the connect
     /// timeout.
@@ -409,20 +472,30 @@ impl Link {
     }
 
     fn map(&self, op: &'static str, e: RedisError) -> BackendError {
-        if e.code() == Some(CAPACITY) {
-            return match e.detail() {
-                Some(d) if d.starts_with("tools") => BackendError::CapacityExceeded {
-                    what: "tool names",
-                    limit: self.config.max_tools(),
-                },
-                _ => BackendError::CapacityExceeded {
-                    what: "sessions",
-                    limit: self.config.max_sessions(),
-                },
-            };
-        }
-        map_error(op, e)
+        map_reply_error(&self.config, op, e)
     }
+}
+
+/// Maps a client error of an operation to the crate's backend error, the
+/// record script's capacity refusal included.
+pub(super) fn map_reply_error(
+    config: &RedisConfig,
+    op: &'static str,
+    e: RedisError,
+) -> BackendError {
+    if e.code() == Some(CAPACITY) {
+        return match e.detail() {
+            Some(d) if d.starts_with("tools") => BackendError::CapacityExceeded {
+                what: "tool names",
+                limit: config.max_tools(),
+            },
+            _ => BackendError::CapacityExceeded {
+                what: "sessions",
+                limit: config.max_sessions(),
+            },
+        };
+    }
+    map_error(op, e)
 }
 
 /// The client for `info`: with the configured TLS files for a `rediss://`
@@ -450,6 +523,18 @@ fn client_for(info: ConnectionInfo, config: &RedisConfig) -> Result<Client, Back
 
 #[cfg(feature = "tls")]
 fn tls_client(info: ConnectionInfo, config: &RedisConfig) -> Result<Client, BackendError> {
+    const OP: &str = "connect";
+    Client::build_with_tls(info, tls_certificates(config)?).map_err(|e| BackendError::Tls {
+        op: OP,
+        source: Box::new(e),
+    })
+}
+
+/// The configured TLS files, read (feature `tls`).
+#[cfg(feature = "tls")]
+pub(super) fn tls_certificates(
+    config: &RedisConfig,
+) -> Result<::redis::TlsCertificates, BackendError> {
     use ::redis::{ClientTlsConfig, TlsCertificates};
     const OP: &str = "connect";
     let read = |path: &std::path::Path, what: &str| {
@@ -469,16 +554,9 @@ fn tls_client(info: ConnectionInfo, config: &RedisConfig) -> Result<Client, Back
         }),
         None => None,
     };
-    Client::build_with_tls(
-        info,
-        TlsCertificates {
-            client_tls,
-            root_cert,
-        },
-    )
-    .map_err(|e| BackendError::Tls {
-        op: OP,
-        source: Box::new(e),
+    Ok(TlsCertificates {
+        client_tls,
+        root_cert,
     })
 }
 

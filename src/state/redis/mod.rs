@@ -1,5 +1,6 @@
 //! The Redis backend (feature `redis`): [`RedisState`] and its [`RedisConfig`].
 
+mod cluster_link;
 mod config;
 mod epoch;
 mod keys;

@@ -114,6 +114,37 @@ struct Scripts {
     last_computed: LuaScript,
 }
 
+impl Scripts {
+    fn new() -> Self {
+        Self {
+            epoch_init: LuaScript::new(with_prelude!("epoch_init.lua")),
+            record: LuaScript::new(with_prelude!("record.lua")),
+            composite: LuaScript::new(with_prelude!("composite.lua")),
+            composite_sessions: LuaScript::new(include_str!("composite_sessions.lua")),
+            active: LuaScript::new(include_str!("active.lua")),
+            active_page: LuaScript::new(include_str!("active_page.lua")),
+            try_lock: LuaScript::new(include_str!("try_lock.lua")),
+            unlock: LuaScript::new(include_str!("unlock.lua")),
+            last_computed: LuaScript::new(include_str!("last_computed.lua")),
+        }
+    }
+
+    /// Every script, to load on each primary of a cluster.
+    fn all(&self) -> [&LuaScript; 9] {
+        [
+            &self.epoch_init,
+            &self.record,
+            &self.composite,
+            &self.composite_sessions,
+            &self.active,
+            &self.active_page,
+            &self.try_lock,
+            &self.unlock,
+            &self.last_computed,
+        ]
+    }
+}
+
 #[derive(Debug, Default)]
 struct Counters {
     records: AtomicU64,
@@ -180,22 +211,53 @@ impl RedisState {
     /// namespace's epoch (`{ns}:meta`), creating it for a new namespace: one
     /// round trip.
     pub fn connect(url: &str, config: RedisConfig) -> Result<Self, BackendError> {
+        Self::start(Link::open(url, config)?, Scripts::new())
+    }
+
+    /// Connects to a Redis Cluster through `seed_urls` (any of its nodes,
+    /// e.g. `["redis://10.0.0.1:6379/", "redis://10.0.0.2:6379/"]`; one
+    /// answering is enough) and checks the configuration, as
+    /// [`connect`](Self::connect) does. Credentials and TLS come from the
+    /// first URL and apply to every node; the database must be 0.
+    ///
+    /// The state holds one connection per primary (the `redis` crate's
+    /// cluster connection); give every worker its own `RedisState`, as on
+    /// one server. The namespace's keys share one hash slot (`{ns}`), so every script
+    /// runs on the one primary that owns it; namespaces spread over the
+    /// primaries. At connect the scripts are loaded on every primary
+    /// (`SCRIPT LOAD`); a node that lost them answers `NOSCRIPT` and gets the
+    /// script with `EVAL`.
+    ///
+    /// While the namespace's slot migrates, requests are redirected (`ASK`,
+    /// then `ASKING` on the target) or retried after a short pause
+    /// (`TRYAGAIN`: the server refuses a script whose keys are split between
+    /// the two nodes before it runs, so nothing is half applied), and after
+    /// the migration (`MOVED`) the slot map is read again: the worker goes
+    /// on without being rebuilt. All of this stays within the call's deadline
+    /// (see [`RedisConfig`]'s "Timeouts"); a migration that outlasts it fails
+    /// the call with [`BackendError::Timeout`], nothing applied.
+    ///
+    /// ```no_run
+    /// use composite_metrics::state::{RedisConfig, RedisState};
+    ///
+    /// let seeds = ["redis://10.0.0.1:7000/", "redis://10.0.0.2:7000/"];
+    /// let state = RedisState::connect_cluster(&seeds, RedisConfig::default().with_namespace("team-a"))?;
+    /// # Ok::<(), composite_metrics::BackendError>(())
+    /// ```
+    pub fn connect_cluster(seed_urls: &[&str], config: RedisConfig) -> Result<Self, BackendError> {
+        let scripts = Scripts::new();
+        let link = Link::open_cluster(seed_urls, config, &scripts.all())?;
+        Self::start(link, scripts)
+    }
+
+    /// Reads (or creates) the namespace's epoch on `link`.
+    fn start(link: Link, scripts: Scripts) -> Result<Self, BackendError> {
         const OP: &str = "connect";
-        let keys = Keys::new(config.key_prefix());
+        let keys = Keys::new(link.config().key_prefix());
         let state = Self {
-            link: Link::open(url, config)?,
+            link,
             keys,
-            scripts: Scripts {
-                epoch_init: LuaScript::new(with_prelude!("epoch_init.lua")),
-                record: LuaScript::new(with_prelude!("record.lua")),
-                composite: LuaScript::new(with_prelude!("composite.lua")),
-                composite_sessions: LuaScript::new(include_str!("composite_sessions.lua")),
-                active: LuaScript::new(include_str!("active.lua")),
-                active_page: LuaScript::new(include_str!("active_page.lua")),
-                try_lock: LuaScript::new(include_str!("try_lock.lua")),
-                unlock: LuaScript::new(include_str!("unlock.lua")),
-                last_computed: LuaScript::new(include_str!("last_computed.lua")),
-            },
+            scripts,
             counters: Counters::default(),
             epoch: Epoch::new(),
         };
