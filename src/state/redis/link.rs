@@ -34,6 +34,16 @@ impl LuaScript {
             sha: ::redis::Script::new(body).get_hash().to_owned(),
         }
     }
+
+    /// The script's SHA1, as `EVALSHA` names it.
+    pub(crate) fn sha(&self) -> &str {
+        &self.sha
+    }
+
+    /// The script's body, as `EVAL` sends it.
+    pub(crate) fn body(&self) -> &'static str {
+        self.body
+    }
 }
 
 /// One connection to Redis, opened lazily and reopened after a failure.
@@ -401,6 +411,30 @@ impl Link {
                 Err(e) if e.kind() == ErrorKind::Server(ServerErrorKind::NoScript) => {
                     trips.fetch_add(1, Ordering::Relaxed);
                     ex.send(&build("EVAL", script.body).get_packed_command())?;
+                    ex.recv()
+                }
+                other => other,
+            }
+        })
+    }
+
+    /// Runs a script from an `EVALSHA` command the caller packed (so that
+    /// it can reuse its buffer): one round trip; when the server lost its
+    /// script cache, `eval` packs the `EVAL` command and it is sent too.
+    pub(crate) fn eval_packed(
+        &self,
+        op: &'static str,
+        trips: &AtomicU64,
+        evalsha: &[u8],
+        eval: &dyn Fn() -> Vec<u8>,
+    ) -> Result<Value, BackendError> {
+        self.run(op, trips, |ex, trips| {
+            trips.fetch_add(1, Ordering::Relaxed);
+            ex.send(evalsha)?;
+            match ex.recv() {
+                Err(e) if e.kind() == ErrorKind::Server(ServerErrorKind::NoScript) => {
+                    trips.fetch_add(1, Ordering::Relaxed);
+                    ex.send(&eval())?;
                     ex.recv()
                 }
                 other => other,
