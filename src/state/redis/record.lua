@@ -30,8 +30,9 @@
 -- Housekeeping runs at most once per server second per key: `totals` field
 -- `hk` (session set trimmed, TTLs of the session set and the rate hash),
 -- `hkl` / `hkd` (TTL of the latency / decision list), each session hash's
--- `hk` (its TTL and its decision list's, its score in the session set).
--- A key this script creates gets its TTL at once.
+-- `hk` (its TTL and its decision list's, its score in the session set; the
+-- set's TTL is renewed with any score). A key this script creates gets its
+-- TTL at once.
 --
 -- Pass 1 runs every check (epoch, the type of every key the batch writes,
 -- stored values, limits, duplicates) and only reads; pass 2 computes in Lua;
@@ -361,6 +362,7 @@ local function push_all(key, list)
     redis.call('LPUSH', key, unpack(list, a, math.min(a + 999, #list)))
   end
 end
+local zadded = false
 do
   if hk_due then
     redis.call('ZREMRANGEBYSCORE', K_SESS, '-inf', now_ms - sttl)
@@ -399,6 +401,7 @@ do
           redis.call('PEXPIRE', sk, sttl)
           if not st.fresh then redis.call('PEXPIRE', dk, sttl) end
           redis.call('ZADD', K_SESS, now_ms, st.sid)
+          zadded = true
         end
         if #st.decs > 0 then
           push_all(dk, st.decs)
@@ -431,7 +434,8 @@ do
     tset('dseq', dseq + #dec_push)
   end
   redis.call('HSET', K_TOTALS, unpack(tw))
-  if hk_due then redis.call('PEXPIRE', K_SESS, sttl) end
+  -- The set lives as long as its newest member.
+  if hk_due or zadded then redis.call('PEXPIRE', K_SESS, sttl) end
   for _, j in ipairs(fresh) do
     redis.call('SET', KEYS[NK + 2 * ns + j], '1', 'PX', dedup)
   end
