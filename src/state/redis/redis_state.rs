@@ -18,8 +18,7 @@ use crate::error::BackendError;
 use crate::event::{Event, EventType};
 use crate::score::CompositeInputs;
 use crate::state::{
-    LockOutcome, LockToken, Observation, OpCounts, Scope, SessionCursor, SessionPage,
-    StateBackend,
+    LockOutcome, LockToken, Observation, OpCounts, Scope, SessionCursor, SessionPage, StateBackend,
 };
 
 /// Fixed keys of the record script (see record.lua), before the per-session
@@ -350,9 +349,7 @@ impl RedisState {
             // The copies may be half updated: ask for whole windows next time.
             *mirror = Mirror::default();
         }
-        self.counters
-            .records
-            .fetch_add(applied?, Ordering::Relaxed);
+        self.counters.records.fetch_add(applied?, Ordering::Relaxed);
         Ok(())
     }
 
@@ -442,9 +439,14 @@ impl Batch {
             let session = if e.event_type == EventType::Other {
                 0
             } else {
-                find(events, at, indexed, &mut self.sessions, &mut session_index, |e| {
-                    &e.session_id
-                })
+                find(
+                    events,
+                    at,
+                    indexed,
+                    &mut self.sessions,
+                    &mut session_index,
+                    |e| &e.session_id,
+                )
             };
             let id = match e.event_id {
                 Some(_) => find(events, at, indexed, &mut self.ids, &mut id_index, |e| {
