@@ -66,15 +66,32 @@ const FIXED_KEYS: usize = 7;
 ///
 /// # Same values as `MemoryState`
 ///
-/// Windows are Redis lists of the last 100 values, duplicates kept; the
-/// script returns their contents and the latency and acceptance figures are
-/// computed here with [`crate::window`], so they equal
-/// [`MemoryState`](crate::MemoryState)'s value for value. Differences:
+/// Windows are Redis lists of the last 100 values, duplicates kept. Each
+/// `RedisState` keeps a copy of the shared latency and decision windows and
+/// the script sends only what the copy lacks: the values other workers
+/// pushed since this one last saw the window (by a sequence number per
+/// window), or the whole window when the copy is more than 100 values behind
+/// or the list was emptied, expired or changed by anyone else. The latency
+/// and acceptance figures are computed here with [`crate::window`], so they
+/// equal [`MemoryState`](crate::MemoryState)'s value for value, and a
+/// steady-state event gets about 100 bytes back. Threads sharing one
+/// `RedisState` do not wait for each other's copy: a thread that finds it in
+/// use asks for whole windows.
+///
+/// Housekeeping runs at most once per second of the server's clock per key,
+/// not per event: trimming the session set and renewing the TTLs of the
+/// shared keys (rate hash, windows, session set) and of each session's keys.
+/// A key the script creates gets its TTL at once.
+///
+/// Differences from `MemoryState`:
 ///
 /// - idle sessions expire by key TTL on the Redis server's clock (memory: its
-///   clock, at its periodic sweep), and the session limit counts only
-///   unexpired sessions;
-/// - the windows expire after [`RedisConfig::with_window_ttl`] without updates;
+///   clock, at its periodic sweep), counted from the session's first event in
+///   the second of its last activity (so up to one second before the TTL
+///   after its last event), and the session limit counts only unexpired
+///   sessions;
+/// - the windows expire after [`RedisConfig::with_window_ttl`] without updates
+///   (counted in the same way);
 /// - after the calculator's clock steps back, events per second are counted
 ///   as `RateWindow` does; all other values are independent of the clock.
 ///
@@ -287,6 +304,7 @@ impl RedisState {
             p.parts(&[prefix, SESSION_DECISIONS.as_bytes(), b":", id]);
         }
         for &i in &batch.ids {
+            // As above: an index into `events`.
             let id = events[i].event_id.as_deref().unwrap_or("").as_bytes();
             p.parts(&[prefix, EVENT_ID.as_bytes(), b":", id]);
         }
@@ -307,6 +325,7 @@ impl RedisState {
         p.bytes(mirror.decisions_gen.as_bytes());
         p.uint(mirror.decisions_seq);
         for &i in &batch.sessions {
+            // As above: an index into `events`.
             p.bytes(events[i].session_id.as_bytes());
         }
         for (e, &(session, id)) in events.iter().zip(&batch.refs) {
