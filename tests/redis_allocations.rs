@@ -50,11 +50,11 @@ fn at_most_20_allocations_per_unbatched_event() {
     let mut calc: MetricsCalculator<Never> =
         MetricsCalculator::builder().state(state).build().unwrap();
     let events: Vec<Event> = (0..1000)
-        .map(|i| match i % 4 {
-            3 => Event::new(EventType::FileEdit, "s1").with_accepted(i % 2 == 0),
-            _ => Event::tool_use("s1", if i % 2 == 0 { "bash" } else { "grep" })
+        .map(|i: u32| match i % 4 {
+            3 => Event::new(EventType::FileEdit, "s1").with_accepted(i.is_multiple_of(2)),
+            _ => Event::tool_use("s1", if i.is_multiple_of(2) { "bash" } else { "grep" })
                 .with_duration_ms(f64::from(i % 250) + 0.5)
-                .with_success(i % 5 != 0),
+                .with_success(!i.is_multiple_of(5)),
         })
         .collect();
     // Warm up: scripts loaded, buffers grown, windows synced.

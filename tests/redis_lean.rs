@@ -75,7 +75,7 @@ fn calculator(server: &RedisServer, ns: &str) -> MetricsCalculator<Never> {
 fn tool_event(i: usize) -> Event {
     Event::tool_use("s1", "bash")
         .with_duration_ms((i % 250) as f64 + 0.25)
-        .with_success(i % 5 != 0)
+        .with_success(!i.is_multiple_of(5))
 }
 
 /// The bench's mix: three tool runs (two tools) to one edit, over 8 sessions.
@@ -84,10 +84,10 @@ fn mixed(n: usize) -> Vec<Event> {
         .map(|i| {
             let session = format!("s{}", i % 8);
             match i % 4 {
-                3 => Event::new(EventType::FileEdit, session).with_accepted(i % 2 == 0),
-                _ => Event::tool_use(session, if i % 2 == 0 { "bash" } else { "grep" })
+                3 => Event::new(EventType::FileEdit, session).with_accepted(i.is_multiple_of(2)),
+                _ => Event::tool_use(session, if i.is_multiple_of(2) { "bash" } else { "grep" })
                     .with_duration_ms((i % 250) as f64 + 0.5)
-                    .with_success(i % 5 != 0),
+                    .with_success(!i.is_multiple_of(5)),
             }
         })
         .collect()
