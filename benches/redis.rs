@@ -2,9 +2,12 @@
 //! event) and `process_batch` with 100 and 1000 events (one round trip per
 //! batch), and one composite calculation. At the end, in the same run and
 //! against the same server, it measures the Redis commands one event costs
-//! (from `INFO commandstats`) and runs `redis-benchmark -P 32 -t set`, and
-//! prints each mode's events/s per worker as a ratio to the DESIGN.md target:
-//! half of `redis-benchmark`'s SET/s divided by the commands per event.
+//! inside the scripts (from `INFO commandstats`), runs one and then four
+//! unbatched workers on one namespace (events/s, and the server's CPU from
+//! `INFO cpu`), runs `redis-benchmark -c 1 -t set` and `-P 32 -t set`, and
+//! prints each mode's ratio to its DESIGN.md target: unbatched `process` at
+//! least 0.3x of `-c 1`, batches of 100 at least 0.12x of `-P 32`, four
+//! workers at least 2.5x one while Redis stays below one core.
 //!
 //! Uses `REDIS_URL` when set; otherwise starts its own `redis-server` (from
 //! `PATH`) on a free port, like the tests.
@@ -130,11 +133,13 @@ fn commands_per_event(url: &str, events: usize, run: impl FnOnce()) -> f64 {
     (total() - before) as f64 / events as f64
 }
 
-/// `redis-benchmark -P 32 -t set` against `url`'s port: SET/s.
-fn redis_benchmark(url: &str) -> Option<f64> {
+/// `redis-benchmark -t set` with `args` (e.g. `-P 32`, `-c 1`) against
+/// `url`'s port: SET/s.
+fn redis_benchmark(url: &str, args: &[&str], requests: u32) -> Option<f64> {
     let port = url.rsplit(':').next()?.trim_end_matches('/');
     let out = std::process::Command::new("redis-benchmark")
-        .args(["-p", port, "-P", "32", "-t", "set", "-n", "2000000", "-q"])
+        .args(["-p", port, "-t", "set", "-q", "-n", &requests.to_string()])
+        .args(args)
         .output()
         .ok()?;
     let text = String::from_utf8_lossy(&out.stdout);
@@ -157,6 +162,53 @@ fn estimate_ns(id: &str) -> Option<f64> {
         .or_else(|| json["mean"]["point_estimate"].as_f64())
 }
 
+/// The server's CPU seconds so far (`used_cpu_sys` + `used_cpu_user`).
+fn redis_cpu(url: &str) -> f64 {
+    let client = redis::Client::open(url).expect("redis url");
+    let mut con = client.get_connection().expect("redis connection");
+    let info: String = redis::cmd("INFO")
+        .arg("cpu")
+        .query(&mut con)
+        .expect("INFO cpu");
+    info.lines()
+        .filter(|l| l.starts_with("used_cpu_sys:") || l.starts_with("used_cpu_user:"))
+        .filter_map(|l| l.split(':').nth(1)?.trim().parse::<f64>().ok())
+        .sum()
+}
+
+/// `workers` threads, each with its own calculator on one shared namespace,
+/// each processing `per_worker` events unbatched. Returns the events/s of
+/// all of them together and the cores the server used meanwhile.
+fn workers_run(url: &str, workers: usize, per_worker: usize) -> (f64, f64) {
+    let ns = format!("bench-workers-{workers}");
+    let one = events(1024);
+    let mut calcs: Vec<MetricsCalculator> = (0..workers).map(|_| calculator(url, &ns)).collect();
+    for calc in &mut calcs {
+        for e in &one[..200] {
+            calc.process(e).expect("process");
+        }
+    }
+    let barrier = std::sync::Barrier::new(workers + 1);
+    let (elapsed, cpu) = std::thread::scope(|s| {
+        for mut calc in calcs {
+            let (barrier, one) = (&barrier, &one);
+            s.spawn(move || {
+                barrier.wait();
+                for i in 0..per_worker {
+                    black_box(calc.process(&one[i % one.len()]).expect("process"));
+                }
+            });
+        }
+        let cpu = redis_cpu(url);
+        barrier.wait();
+        let start = std::time::Instant::now();
+        (start, cpu)
+    });
+    let wall = elapsed.elapsed().as_secs_f64();
+    let cpu = redis_cpu(url) - cpu;
+    ((workers * per_worker) as f64 / wall, cpu / wall)
+}
+
 fn main() {
     let (_server, url) = server();
     let mut criterion = Criterion::default().configure_from_args();
@@ -175,27 +227,55 @@ fn main() {
             calc.process(e).expect("process");
         }
     });
-    let Some(set_per_sec) = redis_benchmark(&url) else {
+    println!("\nRedis commands per event (inside the scripts): {per_event_single:.1} unbatched, {per_event_batched:.2} in a batch of 1000");
+
+    // Workers: one, then four, on one namespace, each unbatched.
+    let (one_worker, one_cpu) = workers_run(&url, 1, 20_000);
+    let (four_workers, four_cpu) = workers_run(&url, 4, 10_000);
+    println!(
+        "workers (unbatched, one namespace): 1: {one_worker:.0} events/s (Redis {one_cpu:.2} cores), \
+         4: {four_workers:.0} events/s (Redis {four_cpu:.2} cores): {:.2}x one worker (target >= 2.5x, Redis < 1 core)",
+        four_workers / one_worker
+    );
+
+    let (Some(set_c1), Some(set_p32)) = (
+        redis_benchmark(&url, &["-c", "1"], 200_000),
+        redis_benchmark(&url, &["-P", "32"], 2_000_000),
+    ) else {
         println!("redis-benchmark not found or failed: no ratio printed");
         return;
     };
-    println!("\nredis-benchmark -P 32 -t set: {set_per_sec:.0} SET/s");
-    println!("Redis commands per event: {per_event_single:.1} unbatched, {per_event_batched:.1} in a batch");
-    println!(
-        "  mode                 events/s/worker   target (SET/s / 2 / commands)   ratio to target"
-    );
-    for (id, per_event, per_call) in [
-        ("process", per_event_single, 1.0),
-        ("process_batch/100", per_event_batched, 100.0),
-        ("process_batch/1000", per_event_batched, 1000.0),
+    println!("redis-benchmark -c 1 -t set: {set_c1:.0} SET/s; -P 32 -t set: {set_p32:.0} SET/s");
+    println!("  mode                   events/s   baseline                 ratio   target");
+    // The targets of DESIGN.md section 6 (issue 9, point 8): ratios to
+    // plain SETs measured in this run against this server, one worker.
+    for (id, per_call, baseline, name, target) in [
+        ("process", 1.0, set_c1, "-c 1 -t set", Some(0.3)),
+        (
+            "process_batch/100",
+            100.0,
+            set_p32,
+            "-P 32 -t set",
+            Some(0.12),
+        ),
+        ("process_batch/1000", 1000.0, set_p32, "-P 32 -t set", None),
     ] {
         if let Some(ns) = estimate_ns(id) {
             let events_per_sec = per_call * 1e9 / ns;
-            let target = set_per_sec / 2.0 / per_event;
+            let ratio = events_per_sec / baseline;
+            let verdict = match target {
+                Some(t) if ratio >= t => format!(">= {t} met"),
+                Some(t) => format!(">= {t} MISSED"),
+                None => "-".to_owned(),
+            };
             println!(
-                "  {id:<20} {events_per_sec:>15.0}   {target:>29.0}   {:>15.2}",
-                events_per_sec / target
+                "  {id:<20} {events_per_sec:>10.0}   {baseline:>9.0} ({name:<12}) {ratio:>6.3}   {verdict}"
             );
         }
     }
+    let scaling = four_workers / one_worker;
+    println!(
+        "  4 workers / 1 worker {scaling:>10.2}x  Redis {four_cpu:.2} cores          target >= 2.5x and < 1 core: {}",
+        if scaling >= 2.5 && four_cpu < 1.0 { "met" } else { "MISSED" }
+    );
 }

@@ -104,15 +104,9 @@ fn plants() -> Vec<Plant> {
             bad: Event::tool_use("bad", "grep"),
         },
         Plant {
-            what: "tool successes as a string",
-            commands: string_at("{atom}:tool_ok"),
-            key: "{atom}:tool_ok",
-            bad: Event::tool_use("bad", "grep").with_success(true),
-        },
-        Plant {
-            what: "tool outcomes as a string",
-            commands: string_at("{atom}:tool_known"),
-            key: "{atom}:tool_known",
+            what: "a tool counter holding a malformed triple",
+            commands: vec![vec!["HSET", "{atom}:tool_runs", "grep", "3 1"]],
+            key: "{atom}:tool_runs",
             bad: Event::tool_use("bad", "grep").with_success(false),
         },
         Plant {

@@ -39,6 +39,7 @@ const INSIDE_SCRIPTS: &[&str] = &[
     "hexists",
     "hlen",
     "lrange",
+    "llen",
     "hmget",
     "hset",
     "pexpire",

@@ -83,6 +83,20 @@ impl Epoch {
         format!("{:016x}-{n:x}", self.seed)
     }
 
+    /// Appends a fresh candidate (as [`candidate`](Self::candidate) makes
+    /// it) to `out`, without allocating once `out` has room.
+    pub(crate) fn write_candidate(&self, out: &mut Vec<u8>) {
+        use std::io::Write;
+        let n = self.next.fetch_add(1, Ordering::Relaxed);
+        // Writing to a Vec cannot fail.
+        let _ = write!(out, "{:016x}-{n:x}", self.seed);
+    }
+
+    /// Appends the epoch this worker knows to `out`.
+    pub(crate) fn write_known(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(self.known.lock().as_bytes());
+    }
+
     /// The epoch this worker knows.
     pub(crate) fn known(&self) -> String {
         self.known.lock().clone()

@@ -35,6 +35,16 @@ impl LuaScript {
             sha: ::redis::Script::new(body).get_hash().to_owned(),
         }
     }
+
+    /// The script's SHA1, as `EVALSHA` names it.
+    pub(crate) fn sha(&self) -> &str {
+        &self.sha
+    }
+
+    /// The script's body, as `EVAL` sends it.
+    pub(crate) fn body(&self) -> &'static str {
+        self.body
+    }
 }
 
 /// The way to Redis of a [`RedisState`](super::RedisState) or a
@@ -97,6 +107,72 @@ impl Link {
             Self::Cluster(l) => l.eval(op, trips, script, keys, args),
         }
     }
+
+    /// Runs `script` from an `EVALSHA` command the caller packed into a
+    /// reused buffer (see [`NodeLink::eval_packed`]). On a cluster the
+    /// packed command is read back into keys and arguments and routed by
+    /// key slot as [`eval`](Self::eval) does.
+    pub(crate) fn eval_packed(
+        &self,
+        op: &'static str,
+        trips: &AtomicU64,
+        script: &LuaScript,
+        evalsha: &[u8],
+        eval: &dyn Fn() -> Vec<u8>,
+    ) -> Result<Value, BackendError> {
+        match self {
+            Self::Node(l) => l.eval_packed(op, trips, evalsha, eval),
+            Self::Cluster(l) => {
+                let bad = || super::reply::unexpected(op, "a malformed packed command");
+                let args = resp_args(evalsha).ok_or_else(bad)?;
+                // EVALSHA sha numkeys key... arg...
+                let numkeys: usize = args
+                    .get(2)
+                    .and_then(|n| std::str::from_utf8(n).ok())
+                    .and_then(|n| n.parse().ok())
+                    .ok_or_else(bad)?;
+                let keys: Vec<&str> = args
+                    .get(3..3 + numkeys)
+                    .ok_or_else(bad)?
+                    .iter()
+                    .map(|k| std::str::from_utf8(k).map_err(|_| bad()))
+                    .collect::<Result<_, _>>()?;
+                let rest = args.get(3 + numkeys..).unwrap_or_default();
+                l.eval(op, trips, script, &keys, &|cmd| {
+                    for a in rest {
+                        cmd.arg(*a);
+                    }
+                })
+            }
+        }
+    }
+}
+
+/// The bulk strings of a packed RESP array (`*N` then `$len` items), or
+/// `None` if it is not one.
+fn resp_args(packed: &[u8]) -> Option<Vec<&[u8]>> {
+    fn line(b: &[u8], at: &mut usize) -> Option<usize> {
+        let rest = b.get(*at..)?;
+        let end = rest.windows(2).position(|w| w == b"\r\n")?;
+        let n = std::str::from_utf8(rest.get(1..end)?).ok()?.parse().ok()?;
+        *at += end + 2;
+        Some(n)
+    }
+    let mut at = 0;
+    if packed.first() != Some(&b'*') {
+        return None;
+    }
+    let n = line(packed, &mut at)?;
+    let mut out = Vec::with_capacity(n);
+    for _ in 0..n {
+        if packed.get(at) != Some(&b'$') {
+            return None;
+        }
+        let len = line(packed, &mut at)?;
+        out.push(packed.get(at..at + len)?);
+        at += len + 2;
+    }
+    Some(out)
 }
 
 /// One connection to Redis, opened lazily and reopened after a failure.
@@ -464,6 +540,30 @@ impl NodeLink {
                 Err(e) if e.kind() == ErrorKind::Server(ServerErrorKind::NoScript) => {
                     trips.fetch_add(1, Ordering::Relaxed);
                     ex.send(&build("EVAL", script.body).get_packed_command())?;
+                    ex.recv()
+                }
+                other => other,
+            }
+        })
+    }
+
+    /// Runs a script from an `EVALSHA` command the caller packed (so that
+    /// it can reuse its buffer): one round trip; when the server lost its
+    /// script cache, `eval` packs the `EVAL` command and it is sent too.
+    pub(crate) fn eval_packed(
+        &self,
+        op: &'static str,
+        trips: &AtomicU64,
+        evalsha: &[u8],
+        eval: &dyn Fn() -> Vec<u8>,
+    ) -> Result<Value, BackendError> {
+        self.run(op, trips, |ex, trips| {
+            trips.fetch_add(1, Ordering::Relaxed);
+            ex.send(evalsha)?;
+            match ex.recv() {
+                Err(e) if e.kind() == ErrorKind::Server(ServerErrorKind::NoScript) => {
+                    trips.fetch_add(1, Ordering::Relaxed);
+                    ex.send(&eval())?;
                     ex.recv()
                 }
                 other => other,

@@ -5,8 +5,10 @@ mod config;
 mod epoch;
 mod keys;
 mod link;
+mod mirror;
 mod redis_state;
 mod reply;
+mod resp;
 mod script_error;
 
 pub use self::config::RedisConfig;

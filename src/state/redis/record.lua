@@ -1,24 +1,45 @@
 -- Applies a batch of events in order, all or none; see redis_state.rs.
 -- KEYS: 1 totals, 2 latency, 3 decisions, 4 rate, 5 sessions, 6 tool_runs,
---       7 tool_ok, 8 tool_known, 9 meta; then, for each distinct session the
---       batch touches, its hash and its decision list; then one key per
---       distinct event id.
+--       7 meta; then, for each distinct session the batch touches, its hash
+--       and its decision list; then one key per distinct event id.
 -- ARGV: 1 now_sec, 2 now_nanos, 3 session_ttl_ms, 4 window_ttl_ms,
 --       5 max_sessions, 6 max_tools, 7 dedup_ms, 8 known epoch,
---       9 candidate epoch, 10 n events, 11 ns sessions, 12 ne ids; then the
---       ns session ids; then 7 fields per event: kind (t e p s x o), session
---       index (1..ns; 0 for kind o), tool ('' for none), duration ('' for
---       none), success ('1' '0' ''), accepted ('1' '0' ''), id index (0 for
---       none, else 1..ne).
--- Reply: {0, events in the rate window before the batch, latency window
--- before, decision window before (newest first), 10 values per event}, or
--- the epoch's reply (see prelude.lua).
+--       9 candidate epoch, 10 n events, 11 ns sessions, 12 ne ids,
+--       13 latency window generation the worker holds ('' for none),
+--       14 its sequence number, 15 decision window generation, 16 its
+--       sequence number; then the ns session ids; then 7 fields per event:
+--       kind (t e p s x o), session index (1..ns; 0 for kind o), tool (''
+--       for none), duration ('' for none), success ('1' '0' ''), accepted
+--       ('1' '0' ''), id index (0 for none, else 1..ne).
+-- Reply: {0, events in the rate window before the batch, L, D, per event
+-- values...} or the epoch's reply (see prelude.lua). L and D bring the
+-- worker's copy of the latency and decision windows up to date as they were
+-- before the batch: {} (it lacks nothing), {1, v...} (the values it lacks,
+-- newest first) or {2, generation, sequence, v...} (the whole window; drop
+-- the copy). Per event: 1 (a duplicate), or 0 and then, by kind: t: runs,
+-- then tool runs if named, ok and known if it has an outcome, tool ok and
+-- tool known if both; p: prompts; x: started ('' if none), session tool
+-- runs, prompts; others nothing.
+--
+-- Windows: `totals` keeps, per window, a generation (a token, new whenever
+-- the list was found changed by anyone else, expired or never used) and a
+-- sequence number (values pushed in this generation); the list holds the
+-- last min(sequence, 100) values. A worker names the generation and
+-- sequence it holds and gets only what it lacks.
+--
+-- Housekeeping runs at most once per server second per key: `totals` field
+-- `hk` (session set trimmed, TTLs of the session set and the rate hash),
+-- `hkl` / `hkd` (TTL of the latency / decision list), each session hash's
+-- `hk` (its TTL and its decision list's, its score in the session set; the
+-- set's TTL is renewed with any score). A key this script creates gets its
+-- TTL at once.
 --
 -- Pass 1 runs every check (epoch, the type of every key the batch writes,
--- stored values, limits, duplicates) and only reads; pass 2 computes in Lua; the writes come last
--- and cannot fail. So an error reply means nothing changed.
+-- stored values, limits, duplicates) and only reads; pass 2 computes in Lua;
+-- the writes come last and cannot fail. So an error reply means nothing
+-- changed.
 
-local reset = cm_epoch(9, ARGV[8], ARGV[9])
+local reset = cm_epoch(7, ARGV[8], ARGV[9])
 if reset then return reset end
 
 local now_sec = tonumber(ARGV[1])
@@ -28,14 +49,11 @@ local wttl = tonumber(ARGV[4])
 local max_sessions = tonumber(ARGV[5])
 local max_tools = tonumber(ARGV[6])
 local dedup = tonumber(ARGV[7])
+local candidate = ARGV[9]
 local n, ns, ne = tonumber(ARGV[10]), tonumber(ARGV[11]), tonumber(ARGV[12])
-local F, B, NK = 7, 12 + ns, 9
+local F, B, NK, SA = 7, 16 + ns, 7, 16
 local K_TOTALS, K_LAT, K_DEC, K_RATE = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
-local K_SESS, K_RUNS, K_OK, K_KNOWN = KEYS[5], KEYS[6], KEYS[7], KEYS[8]
-
--- Pass 1: checks and reads. A key's type is checked where it is first read
--- (cm_read) or, for keys only written, with TYPE; only keys this batch
--- writes are checked.
+local K_SESS, K_RUNS = KEYS[5], KEYS[6]
 
 -- KEYS[i] holds a value this script did not write.
 local function data_error(i)
@@ -47,6 +65,8 @@ local function count(v)
   if not string.match(v, '^%d+$') then return nil end
   return tonumber(v)
 end
+
+-- Pass 1: checks and reads.
 
 -- Duplicates: an id applied before (its key exists) or earlier in the batch.
 local seen, fresh = {}, {}
@@ -69,24 +89,44 @@ for i = 0, n - 1 do
   end
 end
 if applied == 0 then
-  local out = {}
-  for i = 1, n do
-    for _ = 1, 9 do out[#out + 1] = 0 end
-    out[#out + 1] = 1
-  end
-  return {0, 0, {}, {}, out}
+  local out = {0, 0, {}, {}}
+  for _ = 1, n do out[#out + 1] = 1 end
+  return out
 end
 
-local bad = cm_wrongtype(5, 'zset')
-if bad then return bad end
 local t = redis.call('TIME')
-local now_ms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local now_s = tonumber(t[1])
+local now_ms = now_s * 1000 + math.floor(tonumber(t[2]) / 1000)
 
-local tv
-tv, bad = cm_read(1, 'HMGET', K_TOTALS, 'tool_runs', 'ok', 'known', 'events')
+local tv, bad = cm_read(1, 'HMGET', K_TOTALS, 'tool_runs', 'ok', 'known', 'events',
+  'lgen', 'lseq', 'dgen', 'dseq', 'hk', 'hkl', 'hkd')
 if bad then return bad end
-local T = {runs = count(tv[1]), ok = count(tv[2]), known = count(tv[3]), events = count(tv[4])}
-if not (T.runs and T.ok and T.known and T.events) then return data_error(1) end
+local T = {runs = count(tv[1]), ok = count(tv[2]), known = count(tv[3]), events = count(tv[4]),
+  lseq = count(tv[6]), dseq = count(tv[8])}
+if not (T.runs and T.ok and T.known and T.events and T.lseq and T.dseq) then
+  return data_error(1)
+end
+local hk_due = tonumber(tv[9]) ~= now_s
+local zset_checked = false
+-- The session set is about to be written: check its type once.
+local function check_zset()
+  if zset_checked then return nil end
+  zset_checked = true
+  return cm_wrongtype(5, 'zset')
+end
+if hk_due then
+  bad = check_zset()
+  if bad then return bad end
+end
+
+-- A tool's counters: 'runs ok known' (or 'runs', as older versions wrote).
+local function tool_counts(v)
+  if not v then return 0, 0, 0 end
+  local r, k, kn = string.match(v, '^(%d+) (%d+) (%d+)$')
+  if r then return tonumber(r), tonumber(k), tonumber(kn) end
+  if string.match(v, '^%d+$') then return tonumber(v), 0, 0 end
+  return nil
+end
 
 local S, counted, dk_checked, tools, tool_list = {}, {}, {}, {}, {}
 local live, new_s, hlen, new_t = nil, 0, nil, 0
@@ -97,11 +137,11 @@ for i = 0, n - 1 do
     local kind, j, tool = ARGV[o + 1], tonumber(ARGV[o + 2]), ARGV[o + 3]
     if kind ~= 'o' and S[j] == nil then
       local key = KEYS[NK + 2 * j - 1]
-      local st = {sid = ARGV[12 + j], live = false, ended = false, touched = false, decs = {}}
+      local st = {sid = ARGV[SA + j], live = false, ended = false, touched = false, decs = {}}
       -- Every session hash this script writes has `last_seen`.
       local v
       v, bad = cm_read(NK + 2 * j - 1, 'HMGET', key, 'started', 'tool_runs', 'prompts', 'ok',
-        'known', 'last_seen', 'events')
+        'known', 'last_seen', 'events', 'hk')
       if bad then return bad end
       if v[1] or v[2] or v[3] or v[4] or v[5] or v[6] then
         if v[1] and not string.match(v[1], '^%d+$') then return data_error(NK + 2 * j - 1) end
@@ -111,15 +151,26 @@ for i = 0, n - 1 do
         if not (st.runs and st.prompts and st.ok and st.known and st.events) then
           return data_error(NK + 2 * j - 1)
         end
+        st.hk = tonumber(v[8])
       end
       st.existed = st.live
       S[j] = st
     end
     -- The session's decision list is written by a decision, deleted by an end.
-    if (kind == 'x' or (kind == 'e' and ARGV[o + 6] ~= '')) and not dk_checked[j] then
-      dk_checked[j] = true
-      bad = cm_wrongtype(NK + 2 * j, 'list')
-      if bad then return bad end
+    if (kind == 'x' or (kind == 'e' and ARGV[o + 6] ~= '')) and dk_checked[j] == nil then
+      local dt = redis.call('TYPE', KEYS[NK + 2 * j])['ok']
+      if dt ~= 'none' and dt ~= 'list' then
+        return redis.error_reply('CMWRONGTYPE ' .. (NK + 2 * j))
+      end
+      dk_checked[j] = dt
+    end
+    if kind ~= 'o' then
+      -- A session that ends or is housekept writes the session set.
+      local st = S[j]
+      if kind == 'x' or not st.existed or st.hk ~= now_s then
+        bad = check_zset()
+        if bad then return bad end
+      end
     end
     if kind ~= 'o' and kind ~= 'x' and not counted[j] then
       counted[j] = true
@@ -134,17 +185,12 @@ for i = 0, n - 1 do
     if kind == 't' then
       if ARGV[o + 4] ~= '' then need_lat = true end
       if tool ~= '' and tools[tool] == nil then
-        local r, k, kn
+        local r
         r, bad = cm_read(6, 'HGET', K_RUNS, tool)
         if bad then return bad end
-        k, bad = cm_read(7, 'HGET', K_OK, tool)
-        if bad then return bad end
-        kn, bad = cm_read(8, 'HGET', K_KNOWN, tool)
-        if bad then return bad end
-        local tr = {runs = count(r), ok = count(k), known = count(kn), outcomes = false}
+        local tr = {}
+        tr.runs, tr.ok, tr.known = tool_counts(r)
         if not tr.runs then return data_error(6) end
-        if not tr.ok then return data_error(7) end
-        if not tr.known then return data_error(8) end
         if not r then
           hlen = hlen or redis.call('HLEN', K_RUNS)
           if hlen + new_t >= max_tools then
@@ -161,30 +207,58 @@ for i = 0, n - 1 do
   end
 end
 
--- Windows as they were before this batch (newest first).
-local lat_before, dec_before = {}, {}
-if need_lat then
-  lat_before, bad = cm_read(2, 'LRANGE', K_LAT, 0, 99)
-  if bad then return bad end
-  for _, x in ipairs(lat_before) do
-    if not string.match(x, '^%d+%.?%d*$') then return data_error(2) end
+-- A window (list KEYS[i]) as the worker at (wgen, wseq) lacks it. Returns
+-- the reply part, the generation, the sequence number before the batch, the
+-- list's length, or nil and an error reply. `valid` checks one value.
+local function sync(i, gen, seq, wgen, wseq, valid)
+  local len, err = cm_read(i, 'LLEN', KEYS[i])
+  if err then return nil, err end
+  local part, from = {}, nil
+  if not gen or len ~= math.min(seq, 100) then
+    -- Never used, expired, or changed by someone else: a new generation
+    -- holding what the list holds (checked below).
+    gen, seq = candidate, len
   end
+  if wgen ~= gen or wseq > seq or seq - wseq >= 100 then
+    part = {2, gen, seq}
+    from = 99
+  elseif seq > wseq then
+    part = {1}
+    from = seq - wseq - 1
+  end
+  if from and len > 0 then
+    local vals = redis.call('LRANGE', KEYS[i], 0, from)
+    for _, x in ipairs(vals) do
+      if not valid(x) then return nil, data_error(i) end
+      part[#part + 1] = x
+    end
+  end
+  return part, gen, seq, len
+end
+
+local L, D = {}, {}
+local lgen, lseq, llen = tv[5], T.lseq, 0
+local dgen, dseq, dlen = tv[7], T.dseq, 0
+if need_lat then
+  L, lgen, lseq, llen = sync(2, lgen, lseq, ARGV[13], tonumber(ARGV[14]),
+    function(x) return string.match(x, '^%d+%.?%d*$') ~= nil end)
+  if not L then return lgen end
 end
 if need_dec then
-  dec_before, bad = cm_read(3, 'LRANGE', K_DEC, 0, 99)
-  if bad then return bad end
-  for _, x in ipairs(dec_before) do
-    if x ~= '0' and x ~= '1' then return data_error(3) end
-  end
+  D, dgen, dseq, dlen = sync(3, dgen, dseq, ARGV[15], tonumber(ARGV[16]),
+    function(x) return x == '0' or x == '1' end)
+  if not D then return dgen end
 end
 
 -- Events per second: 60 one-second slots, as crate::window::RateWindow
 -- (fields s<i>/c<i>: second and count of slot i), plus `total`, the events
 -- in the slots of the 60 seconds ending at `newest`, so that a call reads
 -- O(1) fields instead of 120 (moving `newest` forward reads the slots leaving).
+local r0 = now_sec % 60
 local h
-h, bad = cm_read(4, 'HMGET', K_RATE, 'newest', 'total')
+h, bad = cm_read(4, 'HMGET', K_RATE, 'newest', 'total', 's' .. r0, 'c' .. r0)
 if bad then return bad end
+local rate_new = not h[1]
 local newest = tonumber(h[1]) or 0
 local total = tonumber(h[2]) or 0
 local sec = math.max(now_sec, newest)
@@ -209,53 +283,62 @@ if sec > newest then
   end
 end
 local r = sec % 60
-local sv = redis.call('HMGET', K_RATE, 's' .. r, 'c' .. r)
+local sv = {h[3], h[4]}
+if r ~= r0 then sv = redis.call('HMGET', K_RATE, 's' .. r, 'c' .. r) end
 local slot_c = 0
 if tonumber(sv[1]) == sec then slot_c = tonumber(sv[2]) or 0 end
 
 -- Pass 2: apply, in Lua.
-local out, lat_push, dec_push = {}, {}, {}
+local out, lat_push, dec_push = {0, total, L, D}, {}, {}
 for i = 0, n - 1 do
-  local runs, truns, ok, known, tok, tknown, prompts, started, sruns = 0, 0, 0, 0, 0, 0, 0, '', 0
-  local isdup = 0
   if dup[i] then
-    isdup = 1
+    out[#out + 1] = 1
   else
+    out[#out + 1] = 0
     local o = B + i * F
     local kind, j, tool = ARGV[o + 1], tonumber(ARGV[o + 2]), ARGV[o + 3]
     local dur, succ, acc = ARGV[o + 4], ARGV[o + 5], ARGV[o + 6]
     local st = S[j]
     if kind == 'x' then
       if st.live and st.started then
-        started, sruns, prompts = st.started, st.runs, st.prompts
+        out[#out + 1] = st.started
+        out[#out + 1] = st.runs
+        out[#out + 1] = st.prompts
         st.live, st.ended, st.decs = false, true, {}
+      else
+        out[#out + 1] = ''
+        out[#out + 1] = 0
+        out[#out + 1] = 0
       end
     elseif kind ~= 'o' then
       if not st.live then
-        st.live, st.started = true, now_str
+        st.live, st.started, st.fresh = true, now_str, true
         st.runs, st.prompts, st.ok, st.known, st.events = 0, 0, 0, 0, 0
       end
       st.touched = true
       st.events = st.events + 1
       if kind == 't' then
         T.runs = T.runs + 1
-        runs = T.runs
+        out[#out + 1] = T.runs
         st.runs = st.runs + 1
         if dur ~= '' then lat_push[#lat_push + 1] = dur end
         local okv = 0
         if succ == '1' then okv = 1 end
+        local tr = nil
+        if tool ~= '' then
+          tr = tools[tool]
+          tr.runs = tr.runs + 1
+          out[#out + 1] = tr.runs
+        end
         if succ ~= '' then
           T.ok, T.known = T.ok + okv, T.known + 1
-          ok, known = T.ok, T.known
+          out[#out + 1] = T.ok
+          out[#out + 1] = T.known
           st.ok, st.known = st.ok + okv, st.known + 1
-        end
-        if tool ~= '' then
-          local tr = tools[tool]
-          tr.runs = tr.runs + 1
-          truns = tr.runs
-          if succ ~= '' then
-            tr.ok, tr.known, tr.outcomes = tr.ok + okv, tr.known + 1, true
-            tok, tknown = tr.ok, tr.known
+          if tr then
+            tr.ok, tr.known = tr.ok + okv, tr.known + 1
+            out[#out + 1] = tr.ok
+            out[#out + 1] = tr.known
           end
         end
       elseif kind == 'e' then
@@ -265,23 +348,12 @@ for i = 0, n - 1 do
         end
       elseif kind == 'p' then
         st.prompts = st.prompts + 1
-        prompts = st.prompts
+        out[#out + 1] = st.prompts
       elseif kind == 's' then
         st.started = now_str
       end
     end
   end
-  local e = #out
-  out[e + 1] = runs
-  out[e + 2] = truns
-  out[e + 3] = ok
-  out[e + 4] = known
-  out[e + 5] = tok
-  out[e + 6] = tknown
-  out[e + 7] = prompts
-  out[e + 8] = started
-  out[e + 9] = sruns
-  out[e + 10] = isdup
 end
 
 -- Writes: every check passed; nothing below can fail.
@@ -290,18 +362,22 @@ local function push_all(key, list)
     redis.call('LPUSH', key, unpack(list, a, math.min(a + 999, #list)))
   end
 end
+local zadded = false
 do
-  redis.call('ZREMRANGEBYSCORE', K_SESS, '-inf', now_ms - sttl)
+  if hk_due then
+    redis.call('ZREMRANGEBYSCORE', K_SESS, '-inf', now_ms - sttl)
+  end
   redis.call('HSET', K_RATE, 'newest', sec, 'total', total + applied, 's' .. r, sec, 'c' .. r, slot_c + applied)
-  redis.call('PEXPIRE', K_RATE, wttl)
-  redis.call('HSET', K_TOTALS, 'tool_runs', T.runs, 'ok', T.ok, 'known', T.known, 'events', T.events + applied)
+  if hk_due or rate_new then redis.call('PEXPIRE', K_RATE, wttl) end
+  local tw = {'tool_runs', T.runs, 'ok', T.ok, 'known', T.known, 'events', T.events + applied}
+  local function tset(k, v)
+    tw[#tw + 1] = k
+    tw[#tw + 1] = v
+  end
+  if hk_due then tset('hk', now_s) end
   for _, tool in ipairs(tool_list) do
     local tr = tools[tool]
-    redis.call('HSET', K_RUNS, tool, tr.runs)
-    if tr.outcomes then
-      redis.call('HSET', K_OK, tool, tr.ok)
-      redis.call('HSET', K_KNOWN, tool, tr.known)
-    end
+    redis.call('HSET', K_RUNS, tool, tr.runs .. ' ' .. tr.ok .. ' ' .. tr.known)
   end
   for j = 1, ns do
     local st = S[j]
@@ -309,34 +385,59 @@ do
       local sk, dk = KEYS[NK + 2 * j - 1], KEYS[NK + 2 * j]
       if st.ended then redis.call('DEL', sk, dk) end
       if st.live and st.touched then
-        if st.started then redis.call('HSET', sk, 'started', st.started) end
-        redis.call('HSET', sk, 'tool_runs', st.runs, 'prompts', st.prompts, 'ok', st.ok,
-          'known', st.known, 'last_seen', now_str, 'events', st.events)
-        redis.call('PEXPIRE', sk, sttl)
-        redis.call('ZADD', K_SESS, now_ms, st.sid)
+        local kept = not st.fresh and st.hk == now_s
+        local w = {'tool_runs', st.runs, 'prompts', st.prompts, 'ok', st.ok,
+          'known', st.known, 'last_seen', now_str, 'events', st.events}
+        if st.started then
+          w[#w + 1] = 'started'
+          w[#w + 1] = st.started
+        end
+        if not kept then
+          w[#w + 1] = 'hk'
+          w[#w + 1] = now_s
+        end
+        redis.call('HSET', sk, unpack(w))
+        if not kept then
+          redis.call('PEXPIRE', sk, sttl)
+          if not st.fresh then redis.call('PEXPIRE', dk, sttl) end
+          redis.call('ZADD', K_SESS, now_ms, st.sid)
+          zadded = true
+        end
+        if #st.decs > 0 then
+          push_all(dk, st.decs)
+          redis.call('LTRIM', dk, 0, 99)
+          if st.fresh or dk_checked[j] == 'none' then redis.call('PEXPIRE', dk, sttl) end
+        end
       elseif st.ended then
         redis.call('ZREM', K_SESS, st.sid)
-      end
-      if #st.decs > 0 then
-        push_all(dk, st.decs)
-        redis.call('LTRIM', dk, 0, 99)
-        redis.call('PEXPIRE', dk, sttl)
       end
     end
   end
   if need_lat then
     push_all(K_LAT, lat_push)
-    redis.call('LTRIM', K_LAT, 0, 99)
-    redis.call('PEXPIRE', K_LAT, wttl)
+    if llen + #lat_push > 100 then redis.call('LTRIM', K_LAT, 0, 99) end
+    if llen == 0 or tonumber(tv[10]) ~= now_s then
+      redis.call('PEXPIRE', K_LAT, wttl)
+      tset('hkl', now_s)
+    end
+    tset('lgen', lgen)
+    tset('lseq', lseq + #lat_push)
   end
   if need_dec then
     push_all(K_DEC, dec_push)
-    redis.call('LTRIM', K_DEC, 0, 99)
-    redis.call('PEXPIRE', K_DEC, wttl)
+    if dlen + #dec_push > 100 then redis.call('LTRIM', K_DEC, 0, 99) end
+    if dlen == 0 or tonumber(tv[11]) ~= now_s then
+      redis.call('PEXPIRE', K_DEC, wttl)
+      tset('hkd', now_s)
+    end
+    tset('dgen', dgen)
+    tset('dseq', dseq + #dec_push)
   end
-  redis.call('PEXPIRE', K_SESS, sttl)
+  redis.call('HSET', K_TOTALS, unpack(tw))
+  -- The set lives as long as its newest member.
+  if hk_due or zadded then redis.call('PEXPIRE', K_SESS, sttl) end
   for _, j in ipairs(fresh) do
     redis.call('SET', KEYS[NK + 2 * ns + j], '1', 'PX', dedup)
   end
 end
-return {0, total, lat_before, dec_before, out}
+return out

@@ -3,28 +3,27 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use ::redis::{Cmd, Value};
+use ::redis::Value;
+use parking_lot::Mutex;
 
 use super::epoch::{with_prelude, Epoch};
-use super::keys::Keys;
+use super::keys::{Keys, EVENT_ID, SESSION, SESSION_DECISIONS};
 use super::link::{Link, LuaScript};
+use super::mirror::Mirror;
 use super::reply::{array, at, int, text, uint, unexpected};
+use super::resp::Packed;
 use super::script_error::typed;
 use super::RedisConfig;
 use crate::error::BackendError;
 use crate::event::{Event, EventType};
 use crate::score::CompositeInputs;
 use crate::state::{
-    LockOutcome, LockToken, Observation, OpCounts, Scope, SessionCursor, SessionPage,
-    SessionSummary, StateBackend,
+    LockOutcome, LockToken, Observation, OpCounts, Scope, SessionCursor, SessionPage, StateBackend,
 };
-use crate::window::{DecisionWindow, LatencyWindow, RATE_SECONDS};
 
-/// Values per event in the record script's reply.
-const PER_EVENT: usize = 10;
 /// Fixed keys of the record script (see record.lua), before the per-session
 /// and per-id ones.
-const FIXED_KEYS: usize = 9;
+const FIXED_KEYS: usize = 7;
 
 /// Shared state in Redis, for many processes on many machines (feature `redis`).
 ///
@@ -67,15 +66,32 @@ const FIXED_KEYS: usize = 9;
 ///
 /// # Same values as `MemoryState`
 ///
-/// Windows are Redis lists of the last 100 values, duplicates kept; the
-/// script returns their contents and the latency and acceptance figures are
-/// computed here with [`crate::window`], so they equal
-/// [`MemoryState`](crate::MemoryState)'s value for value. Differences:
+/// Windows are Redis lists of the last 100 values, duplicates kept. Each
+/// `RedisState` keeps a copy of the shared latency and decision windows and
+/// the script sends only what the copy lacks: the values other workers
+/// pushed since this one last saw the window (by a sequence number per
+/// window), or the whole window when the copy is more than 100 values behind
+/// or the list was emptied, expired or changed by anyone else. The latency
+/// and acceptance figures are computed here with [`crate::window`], so they
+/// equal [`MemoryState`](crate::MemoryState)'s value for value, and a
+/// steady-state event gets about 100 bytes back. Threads sharing one
+/// `RedisState` do not wait for each other's copy: a thread that finds it in
+/// use asks for whole windows.
+///
+/// Housekeeping runs at most once per second of the server's clock per key,
+/// not per event: trimming the session set and renewing the TTLs of the
+/// shared keys (rate hash, windows, session set) and of each session's keys.
+/// A key the script creates gets its TTL at once.
+///
+/// Differences from `MemoryState`:
 ///
 /// - idle sessions expire by key TTL on the Redis server's clock (memory: its
-///   clock, at its periodic sweep), and the session limit counts only
-///   unexpired sessions;
-/// - the windows expire after [`RedisConfig::with_window_ttl`] without updates;
+///   clock, at its periodic sweep), counted from the session's first event in
+///   the second of its last activity (so up to one second before the TTL
+///   after its last event), and the session limit counts only unexpired
+///   sessions;
+/// - the windows expire after [`RedisConfig::with_window_ttl`] without updates
+///   (counted in the same way);
 /// - after the calculator's clock steps back, events per second are counted
 ///   as `RateWindow` does; all other values are independent of the clock.
 ///
@@ -99,6 +115,7 @@ pub struct RedisState {
     scripts: Scripts,
     counters: Counters,
     epoch: Epoch,
+    scratch: Mutex<Scratch>,
 }
 
 #[derive(Debug)]
@@ -260,6 +277,7 @@ impl RedisState {
             scripts,
             counters: Counters::default(),
             epoch: Epoch::new(),
+            scratch: Mutex::default(),
         };
         let candidate = state.epoch.candidate();
         let meta = [state.keys.meta.as_str()];
@@ -300,159 +318,122 @@ impl RedisState {
         &self,
         events: &[Event],
         now: Duration,
-        out: &mut Vec<Observation>,
+        emit: &mut dyn FnMut(Observation),
+    ) -> Result<(), BackendError> {
+        // One worker uses its buffers and window copies; a thread that finds
+        // them in use (threads sharing one `RedisState`) does not wait for
+        // them: it packs into fresh ones and asks for the whole windows.
+        match self.scratch.try_lock() {
+            Some(mut scratch) => self.apply_with(&mut scratch, events, now, emit),
+            None => self.apply_with(&mut Scratch::default(), events, now, emit),
+        }
+    }
+
+    fn apply_with(
+        &self,
+        scratch: &mut Scratch,
+        events: &[Event],
+        now: Duration,
+        emit: &mut dyn FnMut(Observation),
     ) -> Result<(), BackendError> {
         const OP: &str = "record";
         let config = self.link.config();
         let k = &self.keys;
-        let batch = Batch::of(events);
-        let mut keys: Vec<&str> = Vec::with_capacity(FIXED_KEYS + batch.key_count());
-        keys.extend([
-            k.totals.as_str(),
+        scratch.batch.index(events);
+        let Scratch {
+            packed: p,
+            mirror,
+            batch,
+        } = scratch;
+        p.clear();
+        p.uint((FIXED_KEYS + batch.key_count()) as u64);
+        for key in [
+            &k.totals,
             &k.latency,
             &k.decisions,
             &k.rate,
             &k.sessions,
             &k.tool_runs,
-            &k.tool_ok,
-            &k.tool_known,
             &k.meta,
-        ]);
-        let session_keys: Vec<[String; 2]> = batch
-            .sessions
-            .iter()
-            .map(|id| [k.session(id), k.session_decisions(id)])
-            .collect();
-        let id_keys: Vec<String> = batch.ids.iter().map(|id| k.event_id(id)).collect();
-        keys.extend(session_keys.iter().flatten().map(String::as_str));
-        keys.extend(id_keys.iter().map(String::as_str));
-        let durations: Vec<String> = events
-            .iter()
-            .map(|e| match (e.event_type.is_tool(), e.duration_ms) {
-                (true, Some(d)) => d.to_string(),
-                _ => String::new(),
-            })
-            .collect();
-        let known = self.epoch.known();
-        let candidate = self.epoch.candidate();
-        let args = |cmd: &mut Cmd| {
-            cmd.arg(now.as_secs())
-                .arg(nanos(now))
-                .arg(ms(config.session_ttl()))
-                .arg(ms(config.window_ttl()))
-                .arg(config.max_sessions())
-                .arg(config.max_tools())
-                .arg(ms(config.dedup_horizon()))
-                .arg(&known)
-                .arg(&candidate)
-                .arg(events.len())
-                .arg(batch.sessions.len())
-                .arg(batch.ids.len());
-            for id in &batch.sessions {
-                cmd.arg(*id);
+        ] {
+            p.bytes(key.as_bytes());
+        }
+        let prefix = k.prefix.as_bytes();
+        for &i in &batch.sessions {
+            // Indexes into `events`, made by `index` from it.
+            let id = events[i].session_id.as_bytes();
+            p.parts(&[prefix, SESSION.as_bytes(), b":", id]);
+            p.parts(&[prefix, SESSION_DECISIONS.as_bytes(), b":", id]);
+        }
+        for &i in &batch.ids {
+            // As above: an index into `events`.
+            let id = events[i].event_id.as_deref().unwrap_or("").as_bytes();
+            p.parts(&[prefix, EVENT_ID.as_bytes(), b":", id]);
+        }
+        p.uint(now.as_secs());
+        p.uint(nanos(now));
+        p.uint(ms(config.session_ttl()));
+        p.uint(ms(config.window_ttl()));
+        p.uint(config.max_sessions() as u64);
+        p.uint(config.max_tools() as u64);
+        p.uint(ms(config.dedup_horizon()));
+        p.with(|b| self.epoch.write_known(b));
+        p.with(|b| self.epoch.write_candidate(b));
+        p.uint(events.len() as u64);
+        p.uint(batch.sessions.len() as u64);
+        p.uint(batch.ids.len() as u64);
+        p.bytes(mirror.latency_gen.as_bytes());
+        p.uint(mirror.latency_seq);
+        p.bytes(mirror.decisions_gen.as_bytes());
+        p.uint(mirror.decisions_seq);
+        for &i in &batch.sessions {
+            // As above: an index into `events`.
+            p.bytes(events[i].session_id.as_bytes());
+        }
+        for (e, &(session, id)) in events.iter().zip(&batch.refs) {
+            let tool = e.event_type.is_tool();
+            let tool_name = e.named_tool().map_or("", |t| &**t);
+            let success = if tool { e.payload.success } else { None };
+            let accepted = if e.event_type.is_edit() {
+                e.payload.accepted
+            } else {
+                None
+            };
+            p.bytes(kind(e.event_type).as_bytes());
+            p.uint(session as u64);
+            p.bytes(tool_name.as_bytes());
+            match (tool, e.duration_ms) {
+                (true, Some(d)) => p.float(d),
+                _ => p.bytes(b""),
             }
-            for ((e, d), (session, id)) in events.iter().zip(&durations).zip(&batch.refs) {
-                let tool = e.event_type.is_tool();
-                let tool_name = e.named_tool().map_or("", |t| &**t);
-                let success = if tool { e.payload.success } else { None };
-                let accepted = if e.event_type.is_edit() {
-                    e.payload.accepted
-                } else {
-                    None
-                };
-                cmd.arg(kind(e.event_type))
-                    .arg(*session)
-                    .arg(tool_name)
-                    .arg(d.as_str())
-                    .arg(bit(success))
-                    .arg(bit(accepted))
-                    .arg(*id);
-            }
-        };
-        let reply = self
-            .link
-            .eval(
+            p.bytes(bit(success).as_bytes());
+            p.bytes(bit(accepted).as_bytes());
+            p.uint(id as u64);
+        }
+        let script = &self.scripts.record;
+        let reply = {
+            p.head_evalsha(script.sha());
+            let p: &Packed = p;
+            self.link.eval_packed(
                 OP,
                 &self.counters.record_trips,
-                &self.scripts.record,
-                &keys,
-                &args,
+                script,
+                p.command(),
+                &|| p.eval(script.body()),
             )
-            .map_err(|e| typed(OP, &keys, e))?;
+        };
+        let reply = reply.map_err(|e| {
+            let keys = batch.key_names(k, events);
+            let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
+            typed(OP, &keys, e)
+        })?;
         let items = self.epoch.check(OP, &reply)?;
-        // Events in the rate window before this batch (the window ends at the
-        // newest second recorded, as in `RateWindow`).
-        let before = uint(OP, at(OP, items, 0)?)?;
-        let mut latency = LatencyWindow::new();
-        for v in array(OP, at(OP, items, 1)?)?.iter().rev() {
-            let x: f64 = text(OP, v)?
-                .parse()
-                .map_err(|_| unexpected(OP, "a latency that is not a number"))?;
-            latency.push(x);
+        let applied = mirror.read(OP, items, events, now, emit);
+        if applied.is_err() {
+            // The copies may be half updated: ask for whole windows next time.
+            *mirror = Mirror::default();
         }
-        let mut decisions = DecisionWindow::new();
-        for v in array(OP, at(OP, items, 2)?)?.iter().rev() {
-            decisions.push(text(OP, v)? == "1");
-        }
-        let per_event = array(OP, at(OP, items, 3)?)?;
-        if per_event.len() != events.len() * PER_EVENT {
-            return Err(unexpected(OP, "wrong number of per-event values"));
-        }
-        out.reserve(events.len());
-        let mut applied = 0u64;
-        for (e, r) in events.iter().zip(per_event.chunks_exact(PER_EVENT)) {
-            // `r` is a chunk of exactly PER_EVENT (10) values, so the indexes
-            // below (0..=9) are in bounds.
-            let n = |j: usize| uint(OP, &r[j]);
-            let mut obs = Observation::default();
-            if n(9)? == 1 {
-                obs.duplicate = true;
-                out.push(obs);
-                continue;
-            }
-            applied += 1;
-            let count = before + applied;
-            obs.events_per_second = count as f64 / RATE_SECONDS as f64;
-            if e.event_type.is_tool() {
-                if let Some(d) = e.duration_ms {
-                    latency.push(d);
-                    obs.latency = latency.summary();
-                }
-                if e.payload.success.is_some() {
-                    obs.overall_success_rate = rate(n(2)?, n(3)?);
-                }
-                if e.named_tool().is_some() {
-                    let runs = n(0)?;
-                    if runs > 0 {
-                        obs.tool_frequency = Some(100.0 * n(1)? as f64 / runs as f64);
-                    }
-                    if e.payload.success.is_some() {
-                        obs.tool_success_rate = rate(n(4)?, n(5)?);
-                    }
-                }
-            } else if e.event_type.is_edit() {
-                if let Some(a) = e.payload.accepted {
-                    decisions.push(a);
-                    obs.acceptance_rate = decisions.acceptance_rate();
-                }
-            } else if e.event_type == EventType::UserPrompt {
-                obs.prompts_in_session = Some(n(6)?);
-            } else if e.event_type == EventType::SessionEnd {
-                let started = text(OP, &r[7])?;
-                if !started.is_empty() {
-                    let started: u64 = started
-                        .parse()
-                        .map_err(|_| unexpected(OP, "a session start that is not a number"))?;
-                    obs.session_end = Some(SessionSummary {
-                        duration: now.saturating_sub(Duration::from_nanos(started)),
-                        tool_runs: n(8)?,
-                        prompts: n(6)?,
-                    });
-                }
-            }
-            out.push(obs);
-        }
-        self.counters.records.fetch_add(applied, Ordering::Relaxed);
+        self.counters.records.fetch_add(applied?, Ordering::Relaxed);
         Ok(())
     }
 
@@ -479,67 +460,127 @@ impl RedisState {
     }
 }
 
+/// The 1-based position in `list` of the first event whose `key` equals
+/// event `at`'s, adding `at` when there is none. `list` holds indexes into
+/// `events`, as does `at`.
+fn find<'e>(
+    events: &'e [Event],
+    at: usize,
+    indexed: bool,
+    list: &mut Vec<usize>,
+    index: &mut foldhash::HashMap<&'e str, usize>,
+    key: fn(&Event) -> &str,
+) -> usize {
+    let Some(x) = events.get(at).map(key) else {
+        return 0;
+    };
+    let found = if indexed {
+        index.get(x).copied()
+    } else {
+        list.iter()
+            .position(|&j| events.get(j).map(key) == Some(x))
+            .map(|i| i + 1)
+    };
+    found.unwrap_or_else(|| {
+        list.push(at);
+        if indexed {
+            index.insert(x, list.len());
+        }
+        list.len()
+    })
+}
+
+/// A worker's reused buffers: the packed command, the batch's index and
+/// its copies of the shared windows.
+#[derive(Debug, Default)]
+struct Scratch {
+    packed: Packed,
+    mirror: Mirror,
+    batch: Batch,
+}
+
 /// The sessions and event ids of a batch, each once, in order of first
-/// appearance, and each event's 1-based index into them (0: none).
-struct Batch<'a> {
-    sessions: Vec<&'a str>,
-    ids: Vec<&'a str>,
+/// appearance (as the index of the first event carrying it), and each
+/// event's 1-based index into them (0: none). Buffers reused across calls.
+#[derive(Debug, Default)]
+struct Batch {
+    sessions: Vec<usize>,
+    ids: Vec<usize>,
     refs: Vec<(usize, usize)>,
 }
 
-impl<'a> Batch<'a> {
-    fn of(events: &'a [Event]) -> Self {
-        let mut b = Batch {
-            sessions: Vec::new(),
-            ids: Vec::new(),
-            refs: Vec::with_capacity(events.len()),
-        };
+impl Batch {
+    fn index(&mut self, events: &[Event]) {
+        self.sessions.clear();
+        self.ids.clear();
+        self.refs.clear();
+        self.refs.reserve(events.len());
         // Linear search for small batches; an index for large ones.
-        let mut session_index: foldhash::HashMap<&str, usize> = foldhash::HashMap::default();
-        let mut id_index: foldhash::HashMap<&str, usize> = foldhash::HashMap::default();
         let indexed = events.len() > 16;
-        let find =
-            |list: &mut Vec<&'a str>, index: &mut foldhash::HashMap<&'a str, usize>, x: &'a str| {
-                let found = if indexed {
-                    index.get(x).copied()
-                } else {
-                    list.iter().position(|y| *y == x).map(|i| i + 1)
-                };
-                found.unwrap_or_else(|| {
-                    list.push(x);
-                    if indexed {
-                        index.insert(x, list.len());
-                    }
-                    list.len()
-                })
-            };
-        for e in events {
+        let mut session_index = foldhash::HashMap::default();
+        let mut id_index = foldhash::HashMap::default();
+        for (at, e) in events.iter().enumerate() {
             let session = if e.event_type == EventType::Other {
                 0
             } else {
-                find(&mut b.sessions, &mut session_index, &e.session_id)
+                find(
+                    events,
+                    at,
+                    indexed,
+                    &mut self.sessions,
+                    &mut session_index,
+                    |e| &e.session_id,
+                )
             };
-            let id = match e.event_id.as_deref() {
-                Some(id) => find(&mut b.ids, &mut id_index, id),
+            let id = match e.event_id {
+                Some(_) => find(events, at, indexed, &mut self.ids, &mut id_index, |e| {
+                    e.event_id.as_deref().unwrap_or("")
+                }),
                 None => 0,
             };
-            b.refs.push((session, id));
+            self.refs.push((session, id));
         }
-        b
     }
 
     /// Keys beyond the fixed ones: two per session, one per id.
     fn key_count(&self) -> usize {
         2 * self.sessions.len() + self.ids.len()
     }
+
+    /// The script's keys, in order, as text (for error messages).
+    fn key_names(&self, k: &Keys, events: &[Event]) -> Vec<String> {
+        let mut keys: Vec<String> = [
+            &k.totals,
+            &k.latency,
+            &k.decisions,
+            &k.rate,
+            &k.sessions,
+            &k.tool_runs,
+            &k.meta,
+        ]
+        .into_iter()
+        .cloned()
+        .collect();
+        for &i in &self.sessions {
+            if let Some(e) = events.get(i) {
+                keys.push(k.session(&e.session_id));
+                keys.push(k.session_decisions(&e.session_id));
+            }
+        }
+        for &i in &self.ids {
+            if let Some(id) = events.get(i).and_then(|e| e.event_id.as_deref()) {
+                keys.push(k.event_id(id));
+            }
+        }
+        keys
+    }
 }
 
 impl StateBackend for RedisState {
     fn record(&self, event: &Event, now: Duration) -> Result<Observation, BackendError> {
-        let mut out = Vec::with_capacity(1);
-        self.apply(std::slice::from_ref(event), now, &mut out)?;
-        out.pop()
-            .ok_or_else(|| unexpected("record", "no observation"))
+        let mut out = None;
+        self.apply(std::slice::from_ref(event), now, &mut |o| out = Some(o))?;
+        out.ok_or_else(|| unexpected("record", "no observation"))
     }
 
     fn record_batch(
@@ -552,7 +593,8 @@ impl StateBackend for RedisState {
             return Ok(());
         }
         let start = out.len();
-        let result = self.apply(events, now, out);
+        out.reserve(events.len());
+        let result = self.apply(events, now, &mut |o| out.push(o));
         if result.is_err() {
             out.truncate(start);
         }
