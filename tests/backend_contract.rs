@@ -876,57 +876,99 @@ fn lock_if_dirty_then_clean(f: &Fixture) {
 /// backend's time), C2 (every event in a calculation within max_staleness +
 /// tick, with no later event) and C3 (no calculation without a new event).
 fn coalesce_c1_c2_c3_workers(f: &Fixture) {
+    // Events on the first 40 steps only (not every fourth), then quiet: the
+    // last ones need the timer.
+    let plan: Vec<Plan> = (0..40u8)
+        .map(|i| match i % 4 {
+            3 => Plan::Quiet,
+            _ => Plan::Event(usize::from(i % 3)),
+        })
+        .collect();
+    coalesce_plan(f, &plan);
+}
+
+/// One 20 ms step of a Coalesce scenario.
+#[derive(Debug, Clone, Copy)]
+enum Plan {
+    Quiet,
+    /// Worker `w` (mod 3) records an event.
+    Event(usize),
+    /// Worker `w` stops: no events, no timer (worker 0 never stops).
+    Stop(usize),
+    /// Worker `w` resumes.
+    Resume(usize),
+    /// Worker `w` dies for good (worker 0 never dies).
+    Kill(usize),
+}
+
+/// Runs `plan` (then 20 quiet steps) with three Coalesce workers and checks
+/// C1, C2 (for every event, whoever recorded it and whatever became of that
+/// worker) and C3.
+fn coalesce_plan(f: &Fixture, plan: &[Plan]) {
     let config = CoalesceConfig::default()
         .with_max_staleness(Duration::from_millis(300))
         .with_min_interval(Duration::from_millis(150))
         .with_every_events(5)
         .with_lease(Duration::from_millis(100))
         .with_tick(Duration::from_millis(20));
-    let mut workers: Vec<_> = (0..3)
+    let mut workers: Vec<Option<MetricsCalculator<Coalesce>>> = (0..3)
         .map(|_| {
-            MetricsCalculator::builder()
-                .clock(f.clock.clone())
-                .state(f.handle())
-                .scheduler(Coalesce::manual(config).unwrap())
-                .build()
-                .unwrap()
+            Some(
+                MetricsCalculator::builder()
+                    .clock(f.clock.clone())
+                    .state(f.handle())
+                    .scheduler(Coalesce::manual(config).unwrap())
+                    .build()
+                    .unwrap(),
+            )
         })
         .collect();
+    let mut stopped = [false; 3];
     let step = Duration::from_millis(20);
     // Per calculation: when on the calculators' clock, when in real time
     // (which bounds the Redis server's clock), and how many events had been
     // recorded before it.
     let mut calcs: Vec<(Duration, std::time::Duration, usize)> = Vec::new();
     let mut events: Vec<Duration> = Vec::new();
+    let mut composites_of_dead = 0;
     let t0 = std::time::Instant::now();
-    let tick = |workers: &mut Vec<MetricsCalculator<Coalesce>>,
-                calcs: &mut Vec<(Duration, std::time::Duration, usize)>,
-                recorded: usize| {
-        for w in workers.iter_mut() {
-            let before = w.stats().composites;
-            let called = t0.elapsed();
-            w.scheduler_mut().poll();
-            if w.stats().composites > before {
-                calcs.push((f.now(), called, recorded));
+    let quiet = vec![Plan::Quiet; 20];
+    for p in plan.iter().chain(&quiet) {
+        match *p {
+            Plan::Quiet => {}
+            Plan::Event(w) => {
+                let w = w % 3;
+                if let (Some(c), false) = (&mut workers[w], stopped[w]) {
+                    let before = c.stats().composites;
+                    let called = t0.elapsed();
+                    c.process(&tool("s1", "bash").with_success(true)).unwrap();
+                    events.push(f.now());
+                    if c.stats().composites > before {
+                        calcs.push((f.now(), called, events.len()));
+                    }
+                }
             }
-        }
-    };
-    // Events on the first 40 steps only, then quiet: the last ones need the timer.
-    for i in 0..60u64 {
-        if i < 40 && i % 4 != 3 {
-            let w = &mut workers[(i % 3) as usize];
-            let before = w.stats().composites;
-            let called = t0.elapsed();
-            w.process(&tool("s1", "bash").with_success(true)).unwrap();
-            events.push(f.now());
-            if w.stats().composites > before {
-                calcs.push((f.now(), called, events.len()));
+            Plan::Stop(w) if w % 3 != 0 => stopped[w % 3] = true,
+            Plan::Resume(w) => stopped[w % 3] = false,
+            Plan::Kill(w) if w % 3 != 0 => {
+                if let Some(c) = workers[w % 3].take() {
+                    composites_of_dead += c.stats().composites;
+                }
             }
+            _ => {}
         }
         f.pass(step);
-        tick(&mut workers, &mut calcs, events.len());
+        for (c, stop) in workers.iter_mut().zip(stopped) {
+            if let (Some(c), false) = (c, stop) {
+                let before = c.stats().composites;
+                let called = t0.elapsed();
+                c.scheduler_mut().poll();
+                if c.stats().composites > before {
+                    calcs.push((f.now(), called, events.len()));
+                }
+            }
+        }
     }
-    assert!(calcs.len() >= 2, "{calcs:?}");
     for pair in calcs.windows(2) {
         // C1 on the backend's time (real time bounds the server's clock).
         let gap = if f.is_redis() {
@@ -934,7 +976,10 @@ fn coalesce_c1_c2_c3_workers(f: &Fixture) {
         } else {
             pair[1].0 - pair[0].0
         };
-        assert!(gap + f.slack() >= Duration::from_millis(150), "{calcs:?}");
+        assert!(
+            gap + f.slack() >= Duration::from_millis(150),
+            "C1: {calcs:?}"
+        );
     }
     // C2 on the calculators' clock: each event is before a calculation that
     // starts within max_staleness + tick of it.
@@ -942,16 +987,54 @@ fn coalesce_c1_c2_c3_workers(f: &Fixture) {
     for &e in &events {
         assert!(
             calcs.iter().any(|&(at, _, _)| at >= e && at <= e + bound),
-            "event at {e:?} not reflected by {:?}: {calcs:?}",
+            "C2: event at {e:?} not reflected by {:?}: {calcs:?}",
             e + bound
         );
     }
     // C3: no calculation without an event the previous one did not see.
-    let total: u64 = workers.iter().map(|w| w.stats().composites).sum();
+    let total: u64 = workers
+        .iter()
+        .flatten()
+        .map(|w| w.stats().composites)
+        .sum::<u64>()
+        + composites_of_dead;
     assert_eq!(total as usize, calcs.len());
     for pair in calcs.windows(2) {
-        assert!(pair[1].2 > pair[0].2, "idle calculation: {calcs:?}");
+        assert!(pair[1].2 > pair[0].2, "C3: idle calculation: {calcs:?}");
     }
+}
+
+fn plan_step() -> impl Strategy<Value = Plan> {
+    prop_oneof![
+        3 => Just(Plan::Quiet),
+        8 => (0usize..3).prop_map(Plan::Event),
+        1 => (0usize..3).prop_map(Plan::Stop),
+        1 => (0usize..3).prop_map(Plan::Resume),
+        1 => (0usize..3).prop_map(Plan::Kill),
+    ]
+}
+
+/// C1-C3 with workers that record, stop, resume and die at random, on
+/// `MemoryState` (virtual time) and on Redis (real time, so fewer cases).
+#[test]
+fn coalesce_workers_at_random_keep_c1_c2_c3() {
+    let config = ProptestConfig {
+        cases: 24,
+        failure_persistence: None,
+        ..ProptestConfig::default()
+    };
+    proptest!(config, |(plan in prop::collection::vec(plan_step(), 1..40))| {
+        coalesce_plan(&Fixture::memory(LIMITS), &plan);
+    });
+    let server = RedisServer::start();
+    let config = ProptestConfig {
+        cases: 4,
+        failure_persistence: None,
+        ..ProptestConfig::default()
+    };
+    proptest!(config, |(plan in prop::collection::vec(plan_step(), 1..30))| {
+        coalesce_plan(&Fixture::redis_on(&server, LIMITS), &plan);
+    });
 }
 
 // ---------------------------------------------------------------- instantiation
