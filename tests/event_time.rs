@@ -8,10 +8,11 @@ mod support;
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use composite_metrics::clock::{ManualClock, SystemClock};
+use composite_metrics::clock::{Clock, ManualClock, SystemClock};
 use composite_metrics::state::MemoryConfig;
 use composite_metrics::{
-    Error, Event, EventError, EventType, MemoryState, Metric, MetricsCalculator, TimeSource,
+    Error, Event, EventError, EventType, MemoryState, Metric, MetricsCalculator, StateBackend,
+    TimeSource,
 };
 use proptest::prelude::*;
 
@@ -288,4 +289,49 @@ proptest! {
         let s = calc.stats();
         prop_assert_eq!((s.events, s.late_events, s.rejected), (applied, late, late));
     }
+}
+
+/// Issue 11, point 6: one clock given once is enough.
+#[test]
+fn the_calculator_adopts_the_clock_of_the_memory_state_it_is_given() {
+    let clock = ManualClock::new(Duration::from_secs(5_000));
+    let mut calc = MetricsCalculator::builder()
+        .state(MemoryState::with_clock(clock.clone()))
+        .build()
+        .unwrap();
+    assert_eq!(calc.clock().now(), Duration::from_secs(5_000));
+    calc.process(&Event::new(EventType::SessionStart, "s"))
+        .unwrap();
+    clock.advance(Duration::from_secs(42));
+    let end = calc
+        .process(&Event::new(EventType::SessionEnd, "s"))
+        .unwrap();
+    assert_eq!(value(&end, "session_duration"), Some(42.0));
+    assert_eq!(end[0].at, Duration::from_secs(5_042));
+}
+
+#[test]
+fn the_builders_clock_drives_the_default_state_and_wins_for_the_calculator() {
+    // `.clock()` alone: the default MemoryState runs on it.
+    let clock = ManualClock::new(Duration::from_secs(7_000));
+    let calc = MetricsCalculator::builder()
+        .clock(clock.clone())
+        .build()
+        .unwrap();
+    assert_eq!(
+        calc.state().clock().map(|c| c.now()),
+        Some(Duration::from_secs(7_000))
+    );
+    // Both given: the calculator reads the builder's, the state keeps its own.
+    let other = ManualClock::new(Duration::from_secs(9_000));
+    let calc = MetricsCalculator::builder()
+        .clock(clock.clone())
+        .state(MemoryState::with_clock(other))
+        .build()
+        .unwrap();
+    assert_eq!(calc.clock().now(), Duration::from_secs(7_000));
+    assert_eq!(
+        calc.state().clock().map(|c| c.now()),
+        Some(Duration::from_secs(9_000))
+    );
 }

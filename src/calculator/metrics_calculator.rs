@@ -112,9 +112,17 @@ impl<S: CompositeScheduler> MetricsCalculator<S> {
     /// Records one event and returns its metrics, plus the composite when the
     /// scheduler fires. The metrics are also recorded to the sink.
     ///
-    /// An invalid event is rejected with [`Error::Event`] and changes nothing;
-    /// a backend failure returns [`Error::Backend`] and the event is not
-    /// recorded. A failure of the composite, of coordination or of the sink
+    /// An invalid event is rejected with [`Error::Event`] and changes nothing
+    /// (counted in [`Stats::rejected`]); so is, with event time, an event
+    /// later than the allowed lateness ([`EventError::Late`], see
+    /// [`TimeSource`]), and, in [strict mode](crate::Builder::strict), an
+    /// event carrying a field its type does not use
+    /// ([`EventError::IgnoredField`]). A backend failure returns
+    /// [`Error::Backend`] and the event is not recorded.
+    ///
+    /// The backend records the event as [`Event::recorded`] gives it (a pre
+    /// hook as throughput only, a `shell_execution` run as a run of `shell`,
+    /// ...). A failure of the composite, of coordination or of the sink
     /// does not fail the event: it is counted in [`stats`](Self::stats).
     ///
     /// An event whose [`event_id`](Event::event_id) was already applied

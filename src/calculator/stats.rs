@@ -1,9 +1,10 @@
 /// What a calculator has done, counted exactly.
 ///
-/// Every event handed to the calculator ends in exactly one of `events`,
-/// `rejected`, `duplicates`, `backend_errors` or `state_resets` (a batch
-/// counts its events); `late_events`, `unknown_types` and `ignored_fields`
-/// are details of those.
+/// Each event handed to `process`/`process_json` is counted once, in
+/// `events`, `rejected` or `duplicates`, or the call fails on the backend
+/// (counted per call in `backend_errors` or `state_resets`); a refused batch
+/// counts every one of its events in `rejected`. `late_events`,
+/// `unknown_types` and `ignored_fields` are details of those counts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[non_exhaustive]
 pub struct Stats {

@@ -16,7 +16,9 @@ use std::time::Duration;
 /// With [`EventTime`](Self::EventTime) each event is recorded at its own
 /// `timestamp`. The calculator keeps a watermark: the newest event time it
 /// has applied. An event up to `allowed_lateness` behind the watermark is
-/// recorded at its own time (out of order, within the allowance); an event
+/// recorded at its own time (out of order, within the allowance; a session's
+/// start stays its `session_start` or, without one, its first recorded
+/// event, whatever the order); an event
 /// further behind is **rejected** with [`EventError::Late`](crate::EventError::Late),
 /// changes nothing, and is counted in [`Stats::late_events`](crate::Stats::late_events)
 /// (and in [`Stats::rejected`](crate::Stats::rejected)). A timestamp before
