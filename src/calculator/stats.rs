@@ -19,7 +19,7 @@ pub struct Stats {
     /// Composite calculations run, with or without a score: on the event
     /// path and by [`compute_now`](crate::MetricsCalculator::compute_now),
     /// plus the runs the scheduler counts off the event path
-    /// ([`SchedulerStats::composites`](crate::SchedulerStats::composites)).
+    /// ([`SchedulerStats::composites`](crate::schedule::SchedulerStats::composites)).
     /// Those that produced a score: `composites - composites_without_data`.
     pub composites: u64,
     /// Of `composites`, the calculations on the event path or by
