@@ -6,7 +6,6 @@
 /// counts every one of its events in `rejected`. `late_events`,
 /// `unknown_types` and `ignored_fields` are details of those counts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-#[non_exhaustive]
 pub struct Stats {
     /// Events recorded.
     pub events: u64,

@@ -51,7 +51,7 @@ use std::time::Duration;
 /// let mut calc = MetricsCalculator::builder()
 ///     .time(TimeSource::EventTime { allowed_lateness: Duration::from_secs(5) })
 ///     .build()?;
-/// let at = |s| UNIX_EPOCH + Duration::from_secs(1_700_000_000 + s);
+/// let at = |s: u64| UNIX_EPOCH + Duration::from_secs(1_700_000_000 + s);
 /// calc.process(&Event::new(EventType::SessionStart, "s1").with_timestamp(at(0)))?;
 /// let end = calc.process(&Event::new(EventType::SessionEnd, "s1").with_timestamp(at(120)))?;
 /// let duration = end.iter().find(|m| m.name == "session_duration").unwrap();
