@@ -150,14 +150,23 @@ impl<S: CompositeScheduler> MetricsCalculator<S> {
             return Err(e.into());
         }
         let now = self.env.clock().now();
-        let at = match self.event_time(event, self.watermark, now) {
-            Ok(at) => at,
-            Err(e) => return Err(self.refuse(e, 1).into()),
+        let at = match self.time {
+            TimeSource::Processing => now,
+            TimeSource::EventTime { .. } => match self.event_time(event, self.watermark, now) {
+                Ok(at) => at,
+                Err(e) => return Err(self.refuse(e, 1).into()),
+            },
         };
         // What the backend records: the event itself for the classic types
-        // (borrowed, no copy), its role otherwise (pre hook, shell run, ...).
-        let recorded = event.recorded();
-        let result = self.env.backend().record(&recorded, at);
+        // (no copy), its role otherwise (pre hook, shell run, ...).
+        let owned;
+        let recorded: &Event = if event.records_as_itself() {
+            event
+        } else {
+            owned = event.recorded_owned();
+            &owned
+        };
+        let result = self.env.backend().record(recorded, at);
         // Borrowed in place: the observation is not copied out of the result.
         let observation = match result {
             Ok(ref o) => o,
@@ -172,18 +181,19 @@ impl<S: CompositeScheduler> MetricsCalculator<S> {
         self.advance_watermark(at);
         self.telemetry.event(now);
         let start = out.len();
-        push_metrics(&recorded, observation, at, out);
-        if let Some(ticket) = self.decide(&recorded, now) {
-            self.compute(&recorded, now, ticket, out);
+        push_metrics(recorded, observation, at, out);
+        if let Some(ticket) = self.decide(recorded, now) {
+            self.compute(recorded, now, ticket, out);
         }
         self.record(&out[start..]);
         Ok(Delivery::Applied)
     }
 
     /// Validation and, in strict mode, the ignored-field rule.
+    #[inline]
     fn admit(&self, event: &Event) -> Result<(), EventError> {
         event.validate()?;
-        if self.strict {
+        if self.strict && event.ignored_count() > 0 {
             if let Some(field) = event.ignored_fields().next() {
                 return Err(EventError::IgnoredField {
                     field,
@@ -194,8 +204,9 @@ impl<S: CompositeScheduler> MetricsCalculator<S> {
         Ok(())
     }
 
+    #[inline]
     fn count_ignored(&mut self, event: &Event) {
-        self.stats.ignored_fields += event.ignored_fields().count() as u64;
+        self.stats.ignored_fields += event.ignored_count();
     }
 
     /// The time `event` is recorded at: `now` (processing time) or its
@@ -229,6 +240,7 @@ impl<S: CompositeScheduler> MetricsCalculator<S> {
         Ok(t)
     }
 
+    #[inline]
     fn advance_watermark(&mut self, at: Duration) {
         if matches!(self.time, TimeSource::EventTime { .. }) {
             self.watermark = Some(self.watermark.map_or(at, |w| w.max(at)));
@@ -290,12 +302,13 @@ impl<S: CompositeScheduler> MetricsCalculator<S> {
     /// the only allocation per line is the returned `Vec`.
     pub fn process_json(&mut self, line: &str) -> Result<Vec<Metric>, Error> {
         let names = &mut self.names;
-        match Event::from_json_interned(line, &mut |text: &str| names.intern(text)) {
-            Ok(parsed) => {
-                if let Some(name) = &parsed.unknown_type {
+        let mut unknown = None;
+        match Event::from_json_interned(line, &mut |text: &str| names.intern(text), &mut unknown) {
+            Ok(event) => {
+                if let Some(name) = &unknown {
                     self.unknown_type(name)?;
                 }
-                self.process(&parsed.event)
+                self.process(&event)
             }
             Err(e) => {
                 self.stats.rejected += 1;

@@ -147,6 +147,7 @@ impl<'a> Scanner<'a> {
     }
 
     /// `null` (then `None`), or what `value` reads.
+    #[inline]
     fn or_null<T>(&mut self, value: impl FnOnce(&mut Self) -> Option<T>) -> Option<Option<T>> {
         if self.literal("null") {
             Some(None)
@@ -401,10 +402,11 @@ mod tests {
         Result<Parsed, crate::EventError>,
     ) {
         let mut intern = |s: &str| Arc::from(s);
-        let serde = Event::from_json_serde(line, &mut intern)
-            .map(|p| (p.event, p.unknown_type.map(|t| t.into_owned())));
-        let fast = Event::from_json_interned(line, &mut intern)
-            .map(|p| (p.event, p.unknown_type.map(|t| t.into_owned())));
+        let (mut a, mut b) = (None, None);
+        let serde = Event::from_json_serde(line, &mut intern, &mut a)
+            .map(|e| (e, a.map(|t| t.into_owned())));
+        let fast = Event::from_json_interned(line, &mut intern, &mut b)
+            .map(|e| (e, b.map(|t| t.into_owned())));
         (fast, serde)
     }
 

@@ -28,14 +28,6 @@ use crate::error::EventError;
 
 type Failed<'a> = &'a Cell<Option<&'static str>>;
 
-/// A parsed line: the event, and the `event_type` as written when it is not
-/// one of [`EventType::KNOWN`] (the event then has [`EventType::Other`]).
-#[derive(Debug)]
-pub(crate) struct Parsed<'a> {
-    pub(crate) event: Event,
-    pub(crate) unknown_type: Option<Cow<'a, str>>,
-}
-
 impl Event {
     /// Parses one JSON object (one line of the pipeline's JSONL).
     ///
@@ -47,7 +39,7 @@ impl Event {
     /// `payload` (both: they must agree, or the error names
     /// `payload.tool_name` / `payload.duration_ms`).
     pub fn from_json(json: &str) -> Result<Self, EventError> {
-        Self::from_json_interned(json, &mut |s: &str| Arc::from(s)).map(|p| p.event)
+        Self::from_json_interned(json, &mut |s: &str| Arc::from(s), &mut None)
     }
 
     /// Like [`from_json`](Self::from_json), from bytes: invalid UTF-8 is
@@ -58,14 +50,17 @@ impl Event {
     }
 
     /// Like [`from_json`](Self::from_json), taking the session id and tool
-    /// name from `intern` (which may hand out a shared copy it already holds).
+    /// name from `intern` (which may hand out a shared copy it already holds)
+    /// and setting `unknown` to the `event_type` as written when it is not
+    /// one of [`EventType::KNOWN`] (the event then has [`EventType::Other`]).
     pub(crate) fn from_json_interned<'a>(
         json: &'a str,
         intern: &mut impl FnMut(&str) -> Arc<str>,
-    ) -> Result<Parsed<'a>, EventError> {
+        unknown: &mut Option<Cow<'a, str>>,
+    ) -> Result<Self, EventError> {
         match parse_fast(json) {
-            Some(raw) => raw.finish(intern),
-            None => Self::from_json_serde(json, intern),
+            Some(raw) => raw.finish(intern, unknown),
+            None => Self::from_json_serde(json, intern, unknown),
         }
     }
 
@@ -73,14 +68,15 @@ impl Event {
     pub(super) fn from_json_serde<'a>(
         json: &'a str,
         intern: &mut impl FnMut(&str) -> Arc<str>,
-    ) -> Result<Parsed<'a>, EventError> {
+        unknown: &mut Option<Cow<'a, str>>,
+    ) -> Result<Self, EventError> {
         let failed = Cell::new(None);
         let mut de = serde_json::Deserializer::from_str(json);
         let raw = (&mut de)
             .deserialize_map(EventVisitor { failed: &failed })
             .map_err(|e| classify(e, failed.get()))?;
         de.end().map_err(|e| classify(e, None))?;
-        raw.finish(intern)
+        raw.finish(intern, unknown)
     }
 }
 
@@ -163,7 +159,12 @@ fn either<T: PartialEq>(
 }
 
 impl<'de> RawEvent<'de> {
-    fn finish(self, intern: &mut impl FnMut(&str) -> Arc<str>) -> Result<Parsed<'de>, EventError> {
+    #[inline]
+    fn finish(
+        self,
+        intern: &mut impl FnMut(&str) -> Arc<str>,
+        unknown: &mut Option<Cow<'de, str>>,
+    ) -> Result<Event, EventError> {
         let type_name = self.event_type.ok_or(EventError::MissingField {
             field: "event_type",
         })?;
@@ -180,9 +181,12 @@ impl<'de> RawEvent<'de> {
             self.payload.duration_ms,
             "payload.duration_ms",
         )?;
-        let (event_type, unknown_type) = match EventType::known(&type_name) {
-            Some(t) => (t, None),
-            None => (EventType::Other, Some(type_name)),
+        let event_type = match EventType::known(&type_name) {
+            Some(t) => t,
+            None => {
+                *unknown = Some(type_name);
+                EventType::Other
+            }
         };
         let event = Event {
             event_type,
@@ -195,10 +199,7 @@ impl<'de> RawEvent<'de> {
             hook_type: self.hook_type.map(|h| intern(&h)),
         };
         event.validate()?;
-        Ok(Parsed {
-            event,
-            unknown_type,
-        })
+        Ok(event)
     }
 }
 

@@ -171,6 +171,7 @@ impl Event {
     /// `beforeShellExecution`). A pre hook is not a run: the post/after hook
     /// of the same call is, so a call counts once. Other event types are
     /// never pre hooks (Cursor's `beforeSubmitPrompt` is still a prompt).
+    #[inline(never)]
     pub fn is_pre_hook(&self) -> bool {
         self.event_type.is_tool()
             && self.hook_type.as_deref().is_some_and(|h| {
@@ -192,12 +193,15 @@ impl Event {
     /// as absent on every backend); for a `shell_execution` run always
     /// [`SHELL_TOOL`]; `None` for anything that is not a
     /// [run](Self::is_tool_run).
+    #[inline]
     pub fn named_tool(&self) -> Option<&Arc<str>> {
-        if !self.is_tool_run() {
-            return None;
+        match self.event_type {
+            EventType::ToolUse | EventType::McpExecution => {}
+            EventType::ShellExecution if !self.is_pre_hook() => return Some(&SHELL),
+            _ => return None,
         }
-        if self.event_type == EventType::ShellExecution {
-            return Some(&SHELL);
+        if self.hook_type.is_some() && self.is_pre_hook() {
+            return None;
         }
         self.tool_name.as_ref().filter(|t| !t.is_empty())
     }
@@ -227,7 +231,36 @@ impl Event {
     /// let shell = Event::new(EventType::ShellExecution, "s1").with_duration_ms(12.0);
     /// assert_eq!(shell.recorded().named_tool().map(|t| &**t), Some("shell"));
     /// ```
+    #[inline]
     pub fn recorded(&self) -> Cow<'_, Event> {
+        if self.records_as_itself() {
+            Cow::Borrowed(self)
+        } else {
+            Cow::Owned(self.recorded_owned())
+        }
+    }
+
+    /// Whether [`recorded`](Self::recorded) is the event itself: a classic
+    /// type, not a pre hook.
+    #[inline]
+    pub(crate) fn records_as_itself(&self) -> bool {
+        match self.event_type {
+            EventType::ToolUse | EventType::McpExecution => {
+                self.hook_type.is_none() || !self.is_pre_hook()
+            }
+            EventType::FileEdit
+            | EventType::CodeChange
+            | EventType::UserPrompt
+            | EventType::SessionStart
+            | EventType::SessionEnd
+            | EventType::Other => true,
+            _ => false,
+        }
+    }
+
+    /// The event as recorded, when it is not the event itself.
+    #[cold]
+    pub(crate) fn recorded_owned(&self) -> Event {
         let throughput = |e: &Event| Event {
             event_type: EventType::Other,
             session_id: Arc::clone(&e.session_id),
@@ -239,8 +272,8 @@ impl Event {
             hook_type: None,
         };
         match self.event_type {
-            t if t.is_tool() && self.is_pre_hook() => Cow::Owned(throughput(self)),
-            EventType::ShellExecution => Cow::Owned(Event {
+            t if t.is_tool() && self.is_pre_hook() => throughput(self),
+            EventType::ShellExecution => Event {
                 event_type: EventType::ToolUse,
                 tool_name: Some(Arc::clone(&SHELL)),
                 duration_ms: self.duration_ms,
@@ -249,20 +282,20 @@ impl Event {
                     ..Payload::default()
                 },
                 ..throughput(self)
-            }),
-            EventType::AcceptanceDecision => Cow::Owned(Event {
+            },
+            EventType::AcceptanceDecision => Event {
                 event_type: EventType::FileEdit,
                 payload: Payload {
                     accepted: self.payload.accepted,
                     ..Payload::default()
                 },
                 ..throughput(self)
-            }),
+            },
             EventType::AssistantResponse
             | EventType::FileRead
             | EventType::ContextCompact
-            | EventType::Error => Cow::Owned(throughput(self)),
-            _ => Cow::Borrowed(self),
+            | EventType::Error => throughput(self),
+            _ => self.clone(),
         }
     }
 
@@ -287,6 +320,34 @@ impl Event {
     /// assert_eq!(e.ignored_fields().collect::<Vec<_>>(), ["payload.accepted"]);
     /// ```
     pub fn ignored_fields(&self) -> impl Iterator<Item = &'static str> {
+        self.ignored_flags()
+            .into_iter()
+            .filter_map(|(ignored, name)| ignored.then_some(name))
+    }
+
+    /// How many [`ignored_fields`](Self::ignored_fields) there are.
+    #[inline]
+    pub(crate) fn ignored_count(&self) -> u64 {
+        // The common event carries only what its type uses: a few compares.
+        let t = self.event_type;
+        let p = &self.payload;
+        let run = t.is_tool() && (self.hook_type.is_none() || !self.is_pre_hook());
+        let may_name = t.is_tool() && t != EventType::ShellExecution;
+        if (run || self.duration_ms.is_none() && p.success.is_none())
+            && (t.is_edit() || p.accepted.is_none())
+            && (t == EventType::UserPrompt || p.prompt_length.is_none())
+            && (may_name || self.tool_name.is_none())
+        {
+            return 0;
+        }
+        self.ignored_flags()
+            .iter()
+            .filter(|(ignored, _)| *ignored)
+            .count() as u64
+    }
+
+    #[cold]
+    fn ignored_flags(&self) -> [(bool, &'static str); 5] {
         let t = self.event_type;
         let run = self.is_tool_run();
         let named = self.tool_name.as_deref().is_some_and(|n| !n.is_empty());
@@ -306,8 +367,6 @@ impl Event {
                 "payload.prompt_length",
             ),
         ]
-        .into_iter()
-        .filter_map(|(ignored, name)| ignored.then_some(name))
     }
 
     /// Sets the timestamp.
