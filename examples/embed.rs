@@ -1,8 +1,10 @@
 //! Embedding the calculator in a host.
 //!
-//! 1. Replay: JSON lines through one calculator whose `ManualClock` follows
-//!    the events' timestamps, so windows, rates and session durations are
-//!    those of the recorded stream, not of the replay.
+//! 1. Replay: JSON lines through one calculator on event time
+//!    (`TimeSource::EventTime`), so windows, rates and session durations are
+//!    those of the recorded stream, not of the replay. A line that cannot be
+//!    used is rejected (and counted in `stats().rejected`); an unknown event
+//!    type is recorded as `other` and counted in `stats().unknown_types`.
 //! 2. Live: one calculator per worker thread over one shared `MemoryState`,
 //!    metrics from all workers forwarded to one channel by a `CallbackSink`.
 //!
@@ -11,12 +13,11 @@
 
 use std::sync::mpsc;
 use std::thread;
-use std::time::{Duration, UNIX_EPOCH};
+use std::time::Duration;
 
-use composite_metrics::clock::ManualClock;
 use composite_metrics::{
-    CallbackSink, Error, Event, EventType, HybridLock, HybridLockConfig, MemorySink, MemoryState,
-    Metric, MetricsCalculator, SinkError,
+    CallbackSink, Error, Event, EventBased, EventType, HybridLock, HybridLockConfig, MemorySink,
+    MemoryState, Metric, MetricsCalculator, SinkError, TimeSource,
 };
 
 const SAMPLE: &str = r#"{"event_type":"session_start","session_id":"s1","timestamp":"2024-05-01T12:00:00Z"}
@@ -41,32 +42,33 @@ fn print(metric: &Metric) {
 }
 
 fn replay(text: &str) -> Result<(), Error> {
-    println!("replay:");
-    let clock = ManualClock::default();
+    println!("replay (event time):");
     let sink = MemorySink::new();
     let mut calc = MetricsCalculator::builder()
-        .clock(clock.clone())
-        .state(MemoryState::with_clock(clock.clone()))
+        .time(TimeSource::EventTime {
+            allowed_lateness: Duration::from_secs(30),
+        })
         .sink(sink.clone())
-        .scheduler(HybridLock::default())
+        // A composite every 3 events: the first ones find no data to score.
+        .scheduler(EventBased::every(3))
         .build()?;
-    for line in text.lines() {
-        let event = match Event::from_json(line) {
-            Ok(event) => event,
-            Err(e) => {
-                println!("  skipped a line: {e}");
-                continue;
-            }
-        };
-        if let Ok(at) = event.timestamp.duration_since(UNIX_EPOCH) {
-            clock.set(at);
-        }
-        match calc.process(&event) {
+    for (n, line) in text.lines().enumerate() {
+        match calc.process_json(line) {
             Ok(metrics) => metrics.iter().for_each(print),
-            Err(e) => println!("  rejected: {e}"),
+            Err(e) => println!("  line {}: rejected: {e}", n + 1),
         }
     }
-    println!("  {:?}", calc.stats());
+    let s = calc.stats();
+    println!(
+        "  events {}, rejected {}, unknown types {}, ignored fields {}, late {}",
+        s.events, s.rejected, s.unknown_types, s.ignored_fields, s.late_events
+    );
+    println!(
+        "  composites {} (with a score {}, without data {})",
+        s.composites,
+        s.composites - s.composites_without_data,
+        s.composites_without_data
+    );
     Ok(())
 }
 

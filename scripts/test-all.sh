@@ -17,4 +17,21 @@ cargo fmt --all -- --check
 cargo clippy --all-targets --all-features -- -D warnings
 RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --all-features
 cargo bench --all-features --no-run
-cargo test --all-features
+
+# Every test, then one line saying what passed, counted from cargo test's
+# own "test result:" lines (unit, integration and doc tests). The exit code
+# is cargo test's.
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+status=0
+cargo test --all-features 2>&1 | tee "$log" || status=$?
+count() {
+    sed -nE "s/^test result: .* ([0-9]+) $1;.*/\1/p" "$log" | awk '{ n += $1 } END { print n + 0 }'
+}
+suites=$(grep -c '^test result:' "$log" || true)
+if [ "$status" -eq 0 ]; then
+    echo "test-all: fmt, clippy, rustdoc, benches ok; $(count passed) passed, $(count failed) failed, $(count ignored) ignored in $suites test binaries"
+else
+    echo "test-all: FAILED (cargo test exit $status): $(count passed) passed, $(count failed) failed in $suites test binaries before it stopped"
+fi
+exit "$status"

@@ -70,6 +70,42 @@ pub enum EventError {
         /// The maximum.
         max: f64,
     },
+    // Added with issue 11 (strict input, bytes, event time).
+    /// The input is not UTF-8 ([`process_json_bytes`](crate::MetricsCalculator::process_json_bytes),
+    /// [`Event::from_json_bytes`](crate::Event::from_json_bytes)).
+    #[error("invalid UTF-8 at byte offset {offset}")]
+    InvalidUtf8 {
+        /// Offset of the first byte that is not part of valid UTF-8.
+        offset: usize,
+    },
+    /// Strict mode: the `event_type` is not one of
+    /// [`EventType::KNOWN`](crate::EventType::KNOWN).
+    #[error("unknown event_type `{value}`")]
+    UnknownEventType {
+        /// The type as written (at most 64 bytes of it).
+        value: String,
+    },
+    /// Strict mode: the event carries a field its type does not use (see
+    /// [`Event::ignored_fields`](crate::Event::ignored_fields)).
+    #[error("field `{field}` is not used by a `{event_type}` event")]
+    IgnoredField {
+        /// The field's name (`payload.accepted` for nested fields).
+        field: &'static str,
+        /// The event's type (its wire name).
+        event_type: &'static str,
+    },
+    /// Event time: the event is older than the newest event time seen minus
+    /// the allowed lateness
+    /// ([`TimeSource::EventTime`](crate::TimeSource::EventTime)).
+    #[error(
+        "event is {behind:?} behind the newest event time; the allowed lateness is {allowed:?}"
+    )]
+    Late {
+        /// How far its timestamp is behind the newest event time seen.
+        behind: Duration,
+        /// The allowed lateness.
+        allowed: Duration,
+    },
 }
 
 /// A configuration that cannot work, rejected at construction.

@@ -47,7 +47,7 @@ pub mod state;
 pub mod telemetry;
 pub mod window;
 
-pub use crate::calculator::{Builder, Delivery, MetricsCalculator, Stats};
+pub use crate::calculator::{Builder, Delivery, MetricsCalculator, Stats, TimeSource};
 pub use crate::clock::{Clock, ManualClock, SystemClock};
 pub use crate::error::{BackendError, ConfigError, Error, EventError, SinkError};
 pub use crate::event::{Event, EventType, Payload};

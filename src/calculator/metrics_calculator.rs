@@ -1,11 +1,14 @@
+use std::borrow::Cow;
 use std::fmt;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, UNIX_EPOCH};
+
+use foldhash::HashSet;
 
 use super::emit::push_metrics;
-use super::{Builder, Delivery, Stats};
+use super::{Builder, Delivery, Stats, TimeSource};
 use crate::clock::Clock;
-use crate::error::{BackendError, Error};
+use crate::error::{BackendError, Error, EventError};
 use crate::event::{Event, Interner};
 use crate::metric::Metric;
 use crate::schedule::{
@@ -46,6 +49,26 @@ pub struct MetricsCalculator<S = Box<dyn CompositeScheduler>> {
     telemetry: crate::telemetry::CalculatorTelemetry,
     /// Session ids and tool names parsed by `process_json`, shared.
     names: Interner,
+    time: TimeSource,
+    /// Event time: the newest event time applied.
+    watermark: Option<Duration>,
+    strict: bool,
+    /// Unknown event types already logged (at most [`LOGGED_UNKNOWN_TYPES`]).
+    unknown_logged: HashSet<Box<str>>,
+}
+
+/// How many distinct unknown event types a calculator logs (once each).
+const LOGGED_UNKNOWN_TYPES: usize = 64;
+/// How much of an unknown event type an error or log line quotes, in bytes.
+const QUOTED_TYPE_BYTES: usize = 64;
+
+/// The first `max` bytes of `text` at most, cut at a character boundary.
+fn quote(text: &str, max: usize) -> &str {
+    let mut end = text.len().min(max);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    text.get(..end).unwrap_or_default()
 }
 
 impl<S: fmt::Debug> fmt::Debug for MetricsCalculator<S> {
@@ -66,8 +89,17 @@ impl MetricsCalculator {
 }
 
 impl<S: CompositeScheduler> MetricsCalculator<S> {
-    pub(crate) fn from_parts(env: SchedulerEnv, scheduler: S) -> Self {
+    pub(crate) fn from_parts(
+        env: SchedulerEnv,
+        scheduler: S,
+        time: TimeSource,
+        strict: bool,
+    ) -> Self {
         Self {
+            time,
+            watermark: None,
+            strict,
+            unknown_logged: HashSet::default(),
             telemetry: crate::telemetry::CalculatorTelemetry::new(scheduler.name()),
             env,
             scheduler,
@@ -80,9 +112,17 @@ impl<S: CompositeScheduler> MetricsCalculator<S> {
     /// Records one event and returns its metrics, plus the composite when the
     /// scheduler fires. The metrics are also recorded to the sink.
     ///
-    /// An invalid event is rejected with [`Error::Event`] and changes nothing;
-    /// a backend failure returns [`Error::Backend`] and the event is not
-    /// recorded. A failure of the composite, of coordination or of the sink
+    /// An invalid event is rejected with [`Error::Event`] and changes nothing
+    /// (counted in [`Stats::rejected`]); so is, with event time, an event
+    /// later than the allowed lateness ([`EventError::Late`], see
+    /// [`TimeSource`]), and, in [strict mode](crate::Builder::strict), an
+    /// event carrying a field its type does not use
+    /// ([`EventError::IgnoredField`]). A backend failure returns
+    /// [`Error::Backend`] and the event is not recorded.
+    ///
+    /// The backend records the event as [`Event::recorded`] gives it (a pre
+    /// hook as throughput only, a `shell_execution` run as a run of `shell`,
+    /// ...). A failure of the composite, of coordination or of the sink
     /// does not fail the event: it is counted in [`stats`](Self::stats).
     ///
     /// An event whose [`event_id`](Event::event_id) was already applied
@@ -105,14 +145,30 @@ impl<S: CompositeScheduler> MetricsCalculator<S> {
         event: &Event,
         out: &mut Vec<Metric>,
     ) -> Result<Delivery, Error> {
-        if let Err(e) = event.validate() {
+        if let Err(e) = self.admit(event) {
             self.stats.rejected += 1;
             return Err(e.into());
         }
         let now = self.env.clock().now();
-        let recorded = self.env.backend().record(event, now);
+        let at = match self.time {
+            TimeSource::Processing => now,
+            TimeSource::EventTime { .. } => match self.event_time(event, self.watermark, now) {
+                Ok(at) => at,
+                Err(e) => return Err(self.refuse(e, 1).into()),
+            },
+        };
+        // What the backend records: the event itself for the classic types
+        // (no copy), its role otherwise (pre hook, shell run, ...).
+        let owned;
+        let recorded: &Event = if event.records_as_itself() {
+            event
+        } else {
+            owned = event.recorded_owned();
+            &owned
+        };
+        let result = self.env.backend().record(recorded, at);
         // Borrowed in place: the observation is not copied out of the result.
-        let observation = match recorded {
+        let observation = match result {
             Ok(ref o) => o,
             Err(e) => return Err(self.backend_failure(e, 1)),
         };
@@ -121,26 +177,163 @@ impl<S: CompositeScheduler> MetricsCalculator<S> {
             return Ok(Delivery::Duplicate);
         }
         self.stats.events += 1;
+        self.count_ignored(event);
+        self.advance_watermark(at);
         self.telemetry.event(now);
         let start = out.len();
-        push_metrics(event, observation, now, out);
-        if let Some(ticket) = self.decide(event, now) {
-            self.compute(event, now, ticket, out);
+        push_metrics(recorded, observation, at, out);
+        if let Some(ticket) = self.decide(recorded, now) {
+            self.compute(recorded, now, ticket, out);
         }
         self.record(&out[start..]);
         Ok(Delivery::Applied)
     }
 
+    /// Validation and, in strict mode, the ignored-field rule.
+    #[inline]
+    fn admit(&self, event: &Event) -> Result<(), EventError> {
+        event.validate()?;
+        if self.strict && event.ignored_count() > 0 {
+            if let Some(field) = event.ignored_fields().next() {
+                return Err(EventError::IgnoredField {
+                    field,
+                    event_type: event.event_type.as_str(),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    #[inline]
+    fn count_ignored(&mut self, event: &Event) {
+        self.stats.ignored_fields += event.ignored_count();
+    }
+
+    /// The time `event` is recorded at: `now` (processing time) or its
+    /// timestamp (event time), checked against `watermark`.
+    fn event_time(
+        &self,
+        event: &Event,
+        watermark: Option<Duration>,
+        now: Duration,
+    ) -> Result<Duration, EventError> {
+        let TimeSource::EventTime { allowed_lateness } = self.time else {
+            return Ok(now);
+        };
+        let t =
+            event
+                .timestamp
+                .duration_since(UNIX_EPOCH)
+                .map_err(|_| EventError::InvalidField {
+                    field: "timestamp",
+                    reason: "before 1970: event time needs a time after the UNIX epoch".to_owned(),
+                })?;
+        if let Some(w) = watermark {
+            let behind = w.saturating_sub(t);
+            if behind > allowed_lateness {
+                return Err(EventError::Late {
+                    behind,
+                    allowed: allowed_lateness,
+                });
+            }
+        }
+        Ok(t)
+    }
+
+    #[inline]
+    fn advance_watermark(&mut self, at: Duration) {
+        if matches!(self.time, TimeSource::EventTime { .. }) {
+            self.watermark = Some(self.watermark.map_or(at, |w| w.max(at)));
+        }
+    }
+
+    /// Counts a refusal of `events` events for `e`.
+    fn refuse(&mut self, e: EventError, events: usize) -> EventError {
+        self.stats.rejected += events as u64;
+        if matches!(e, EventError::Late { .. }) {
+            self.stats.late_events += 1;
+        }
+        e
+    }
+
+    /// Counts (and logs the first time) an unknown event type; in strict
+    /// mode refuses it.
+    fn unknown_type(&mut self, name: &str) -> Result<(), EventError> {
+        self.stats.unknown_types += 1;
+        let quoted = quote(name, QUOTED_TYPE_BYTES);
+        if self.unknown_logged.len() < LOGGED_UNKNOWN_TYPES && !self.unknown_logged.contains(quoted)
+        {
+            self.unknown_logged.insert(Box::from(quoted));
+            log::warn!(
+                "unknown event_type `{quoted}` ({}); first occurrence, not logged again",
+                if self.strict {
+                    "rejected: strict mode"
+                } else {
+                    "counted as other"
+                }
+            );
+            if self.unknown_logged.len() == LOGGED_UNKNOWN_TYPES {
+                log::warn!(
+                    "{LOGGED_UNKNOWN_TYPES} distinct unknown event types logged; \
+                     further ones are only counted in stats().unknown_types"
+                );
+            }
+        }
+        if self.strict {
+            self.stats.rejected += 1;
+            return Err(EventError::UnknownEventType {
+                value: quoted.to_owned(),
+            });
+        }
+        Ok(())
+    }
+
     /// Parses one JSON line and processes it; a parse error counts as a
     /// rejected event.
     ///
-    /// The calculator keeps a shared copy of the session ids and tool names
-    /// it has parsed (a few thousand at most), so in steady state the only
-    /// allocation per line is the returned `Vec`.
+    /// An `event_type` that is not one of [`EventType::KNOWN`](crate::EventType::KNOWN)
+    /// is counted in [`Stats::unknown_types`] and logged (`log::warn!`) the
+    /// first time each one is seen (up to 64 distinct types per calculator);
+    /// it is then recorded as `other`, or, in [strict mode](crate::Builder::strict),
+    /// rejected with [`EventError::UnknownEventType`].
+    ///
+    /// The calculator keeps a shared copy of the session ids, tool names and
+    /// hook types it has parsed (a few thousand at most), so in steady state
+    /// the only allocation per line is the returned `Vec`.
     pub fn process_json(&mut self, line: &str) -> Result<Vec<Metric>, Error> {
         let names = &mut self.names;
-        match Event::from_json_interned(line, &mut |text: &str| names.intern(text)) {
-            Ok(event) => self.process(&event),
+        let mut unknown = None;
+        match Event::from_json_interned(line, &mut |text: &str| names.intern(text), &mut unknown) {
+            Ok(event) => {
+                if let Some(name) = &unknown {
+                    self.unknown_type(name)?;
+                }
+                self.process(&event)
+            }
+            Err(e) => {
+                self.stats.rejected += 1;
+                Err(e.into())
+            }
+        }
+    }
+
+    /// Like [`process_json`](Self::process_json), from bytes: input that is
+    /// not UTF-8 is rejected with [`EventError::InvalidUtf8`] (naming the
+    /// byte offset of the first bad byte) and counted in
+    /// [`Stats::rejected`].
+    ///
+    /// ```
+    /// use composite_metrics::{Error, EventError, MetricsCalculator};
+    ///
+    /// let mut calc = MetricsCalculator::builder().build()?;
+    /// let err = calc.process_json_bytes(b"{\"event_type\":\"tool\xff\"}").unwrap_err();
+    /// assert!(matches!(err, Error::Event(EventError::InvalidUtf8 { offset: 19 })));
+    /// assert_eq!(calc.stats().rejected, 1);
+    /// # Ok::<(), composite_metrics::Error>(())
+    /// ```
+    pub fn process_json_bytes(&mut self, line: &[u8]) -> Result<Vec<Metric>, Error> {
+        match crate::event::utf8(line) {
+            Ok(text) => self.process_json(text),
             Err(e) => {
                 self.stats.rejected += 1;
                 Err(e.into())
@@ -198,19 +391,45 @@ impl<S: CompositeScheduler> MetricsCalculator<S> {
         out: &mut Vec<Metric>,
         mut deliveries: Option<&mut Vec<(Delivery, usize)>>,
     ) -> Result<(), Error> {
+        let now = self.env.clock().now();
+        let mut watermark = self.watermark;
+        let mut at = None::<Duration>;
         for (index, event) in events.iter().enumerate() {
-            if let Err(source) = event.validate() {
-                self.stats.rejected += events.len() as u64;
-                return Err(Error::BatchEvent { index, source });
+            let checked = self
+                .admit(event)
+                .and_then(|()| self.event_time(event, watermark, now));
+            match checked {
+                Ok(t) => {
+                    if matches!(self.time, TimeSource::EventTime { .. }) {
+                        watermark = Some(watermark.map_or(t, |w| w.max(t)));
+                    }
+                    at = Some(at.map_or(t, |a| a.max(t)));
+                }
+                Err(e) => {
+                    let source = self.refuse(e, events.len());
+                    return Err(Error::BatchEvent { index, source });
+                }
             }
         }
-        let now = self.env.clock().now();
+        // Event time: the newest event time of the batch (or the watermark).
+        let at = match self.time {
+            TimeSource::Processing => now,
+            TimeSource::EventTime { .. } => at.max(self.watermark).unwrap_or(now),
+        };
+        let recorded: Cow<'_, [Event]> = if events
+            .iter()
+            .all(|e| matches!(e.recorded(), Cow::Borrowed(_)))
+        {
+            Cow::Borrowed(events)
+        } else {
+            Cow::Owned(events.iter().map(|e| e.recorded().into_owned()).collect())
+        };
         let mut observations = std::mem::take(&mut self.observations);
         observations.clear();
         if let Err(e) = self
             .env
             .backend()
-            .record_batch(events, now, &mut observations)
+            .record_batch(&recorded, at, &mut observations)
         {
             self.observations = observations;
             return Err(self.backend_failure(e, events.len()));
@@ -218,7 +437,7 @@ impl<S: CompositeScheduler> MetricsCalculator<S> {
         self.telemetry.event(now);
         let start = out.len();
         let mut first: Option<(&Event, Ticket)> = None;
-        for (event, observation) in events.iter().zip(&observations) {
+        for ((event, original), observation) in recorded.iter().zip(events).zip(&observations) {
             if observation.duplicate {
                 self.stats.duplicates += 1;
                 if let Some(d) = deliveries.as_deref_mut() {
@@ -227,7 +446,8 @@ impl<S: CompositeScheduler> MetricsCalculator<S> {
                 continue;
             }
             self.stats.events += 1;
-            push_metrics(event, observation, now, out);
+            self.count_ignored(original);
+            push_metrics(event, observation, at, out);
             if let Some(d) = deliveries.as_deref_mut() {
                 d.push((Delivery::Applied, out.len()));
             }
@@ -240,6 +460,9 @@ impl<S: CompositeScheduler> MetricsCalculator<S> {
             }
         }
         self.observations = observations;
+        if !events.is_empty() {
+            self.advance_watermark(at);
+        }
         if let Some((event, ticket)) = first {
             self.compute(event, now, ticket, out);
         }
@@ -254,8 +477,9 @@ impl<S: CompositeScheduler> MetricsCalculator<S> {
         match self.env.composite(scope, session) {
             Ok(metric) => {
                 self.stats.composites += 1;
-                if let Some(m) = &metric {
-                    self.record(std::slice::from_ref(m));
+                match &metric {
+                    Some(m) => self.record(std::slice::from_ref(m)),
+                    None => self.stats.composites_without_data += 1,
                 }
                 Ok(metric)
             }
@@ -300,6 +524,18 @@ impl<S: CompositeScheduler> MetricsCalculator<S> {
     /// The clock.
     pub fn clock(&self) -> &Arc<dyn Clock> {
         self.env.clock()
+    }
+
+    /// Processing or event time (see [`TimeSource`]).
+    pub fn time_source(&self) -> TimeSource {
+        self.time
+    }
+
+    /// Event time: the newest event time applied so far (`None` before the
+    /// first event, and always with processing time), as a duration since
+    /// the UNIX epoch.
+    pub fn watermark(&self) -> Option<Duration> {
+        self.watermark
     }
 
     /// Stops the scheduler's background work, if any; returns promptly.
@@ -369,10 +605,14 @@ impl<S: CompositeScheduler> MetricsCalculator<S> {
         let ctx = Self::context(&self.env, event, now);
         let session = (ctx.scope == CompositeScope::PerSession).then_some(&event.session_id);
         match self.env.composite(ctx.state_scope(), session) {
-            Ok(metric) => {
+            Ok(Some(metric)) => {
                 self.stats.composites += 1;
                 // Stamped with the lock's fencing generation, if any.
-                out.extend(metric.map(|m| m.with_generation(ticket.generation())));
+                out.push(metric.with_generation(ticket.generation()));
+            }
+            Ok(None) => {
+                self.stats.composites += 1;
+                self.stats.composites_without_data += 1;
             }
             Err(e) => {
                 self.count_composite_failure(&e);

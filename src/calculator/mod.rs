@@ -5,8 +5,10 @@ mod delivery;
 mod emit;
 mod metrics_calculator;
 mod stats;
+mod time_source;
 
 pub use self::builder::Builder;
 pub use self::delivery::Delivery;
 pub use self::metrics_calculator::MetricsCalculator;
 pub use self::stats::Stats;
+pub use self::time_source::TimeSource;

@@ -1,12 +1,30 @@
 /// What a calculator has done, counted exactly.
+///
+/// Each event handed to `process`/`process_json` is counted once, in
+/// `events`, `rejected` or `duplicates`, or the call fails on the backend
+/// (counted per call in `backend_errors` or `state_resets`); a refused batch
+/// counts every one of its events in `rejected`. `late_events`,
+/// `unknown_types` and `ignored_fields` are details of those counts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Stats {
     /// Events recorded.
     pub events: u64,
-    /// Events rejected as invalid or over a backend limit (state unchanged).
+    /// Events rejected as invalid, late, refused by strict mode, or over a
+    /// backend limit (state unchanged). When a batch is refused
+    /// ([`process_batch`](crate::MetricsCalculator::process_batch): one
+    /// invalid event, or a backend limit), **every** event of the batch is
+    /// counted here, not only the one at fault.
     pub rejected: u64,
-    /// Composite calculations run (on the event path and in the background).
+    /// Composite calculations run, with or without a score: on the event
+    /// path and by [`compute_now`](crate::MetricsCalculator::compute_now),
+    /// plus the runs the scheduler counts off the event path
+    /// ([`SchedulerStats::composites`](crate::schedule::SchedulerStats::composites)).
+    /// Those that produced a score: `composites - composites_without_data`.
     pub composites: u64,
+    /// Of `composites`, the calculations on the event path or by
+    /// `compute_now` that found no data to score (no success rate or no
+    /// acceptance rate yet): no metric, no invented score.
+    pub composites_without_data: u64,
     /// Composite calculations that failed (backend error, or panic in the background).
     pub composite_errors: u64,
     /// Scheduler coordination calls that failed (the composite was skipped).
@@ -22,4 +40,17 @@ pub struct Stats {
     /// ([`BackendError::StateReset`](crate::BackendError::StateReset)); the
     /// call that saw it applied nothing and is not counted elsewhere.
     pub state_resets: u64,
+    /// Event time only: events rejected as later than the allowed lateness
+    /// ([`EventError::Late`](crate::EventError::Late)); also counted in
+    /// `rejected`.
+    pub late_events: u64,
+    /// JSON lines whose `event_type` is not a known type
+    /// ([`EventType::KNOWN`](crate::EventType::KNOWN)): recorded as `other`
+    /// (in `events`) by default, rejected in strict mode (in `rejected`).
+    pub unknown_types: u64,
+    /// Fields carried by events whose type does not use them
+    /// ([`Event::ignored_fields`](crate::Event::ignored_fields)), one per
+    /// field: ignored by default (the event is recorded), the event rejected
+    /// in strict mode.
+    pub ignored_fields: u64,
 }

@@ -9,8 +9,7 @@
 
 use std::borrow::Cow;
 
-use super::parse::RawEvent;
-use super::{EventType, Payload};
+use super::parse::{RawEvent, RawPayload};
 
 /// Scans `json`; `None` means "let the serde path decide".
 pub(super) fn parse_fast(json: &str) -> Option<RawEvent<'_>> {
@@ -30,6 +29,7 @@ pub(super) fn parse_fast(json: &str) -> Option<RawEvent<'_>> {
                 "duration_ms" => 4,
                 "payload" => 5,
                 "event_id" => 6,
+                "hook_type" => 7,
                 // Any other field: the serde path (which ignores unknown
                 // fields) decides, so a field the serde path learns to read
                 // is never skipped here.
@@ -40,12 +40,13 @@ pub(super) fn parse_fast(json: &str) -> Option<RawEvent<'_>> {
             }
             seen |= 1 << bit;
             match bit {
-                0 => raw.event_type = Some(EventType::from_wire(s.string()?)),
+                0 => raw.event_type = Some(Cow::Borrowed(s.string()?)),
                 1 => raw.session_id = Some(Cow::Borrowed(s.string()?)),
                 2 => raw.timestamp = Some(Cow::Borrowed(s.string()?)),
                 3 => raw.tool_name = s.or_null(Scanner::string)?.map(Cow::Borrowed),
                 4 => raw.duration_ms = s.or_null(Scanner::float)?,
                 6 => raw.event_id = s.or_null(Scanner::string)?.map(Cow::Borrowed),
+                7 => raw.hook_type = s.or_null(Scanner::string)?.map(Cow::Borrowed),
                 _ => raw.payload = s.or_null(Scanner::payload)?.unwrap_or_default(),
             }
             if !s.next_member()? {
@@ -146,6 +147,7 @@ impl<'a> Scanner<'a> {
     }
 
     /// `null` (then `None`), or what `value` reads.
+    #[inline]
     fn or_null<T>(&mut self, value: impl FnOnce(&mut Self) -> Option<T>) -> Option<Option<T>> {
         if self.literal("null") {
             Some(None)
@@ -241,12 +243,12 @@ impl<'a> Scanner<'a> {
         })
     }
 
-    fn payload(&mut self) -> Option<Payload> {
-        let mut payload = Payload::default();
+    fn payload(&mut self) -> Option<RawPayload<'a>> {
+        let mut raw = RawPayload::default();
         let mut seen = 0u32;
         self.expect(b'{')?;
         if self.eat(b'}') {
-            return Some(payload);
+            return Some(raw);
         }
         loop {
             let key = self.string()?;
@@ -255,6 +257,8 @@ impl<'a> Scanner<'a> {
                 "success" => 0,
                 "accepted" => 1,
                 "prompt_length" => 2,
+                "tool_name" => 3,
+                "duration_ms" => 4,
                 _ => return None,
             };
             if seen & (1 << bit) != 0 {
@@ -262,12 +266,14 @@ impl<'a> Scanner<'a> {
             }
             seen |= 1 << bit;
             match bit {
-                0 => payload.success = self.or_null(Self::bool)?,
-                1 => payload.accepted = self.or_null(Self::bool)?,
-                _ => payload.prompt_length = self.or_null(Self::unsigned)?,
+                0 => raw.payload.success = self.or_null(Self::bool)?,
+                1 => raw.payload.accepted = self.or_null(Self::bool)?,
+                2 => raw.payload.prompt_length = self.or_null(Self::unsigned)?,
+                3 => raw.tool_name = self.or_null(Self::string)?.map(Cow::Borrowed),
+                _ => raw.duration_ms = self.or_null(Self::float)?,
             }
             if !self.next_member()? {
-                return Some(payload);
+                return Some(raw);
             }
         }
     }
@@ -282,9 +288,16 @@ mod tests {
     use super::parse_fast;
     use crate::event::Event;
 
+    type Parsed = (Event, Option<String>);
+
     fn value() -> impl Strategy<Value = String> {
         prop_oneof![
             Just("\"tool_use\"".to_owned()),
+            Just("\"code_edit\"".to_owned()),
+            Just("\"PreToolUse\"".to_owned()),
+            Just("{\"tool_name\":\"bash\",\"duration_ms\":5}".to_owned()),
+            Just("{\"tool_name\":\"s-1\",\"duration_ms\":42,\"success\":true}".to_owned()),
+            Just("{\"tool_name\":null,\"duration_ms\":12.75}".to_owned()),
             Just("\"session_end\"".to_owned()),
             Just("\"s-1\"".to_owned()),
             Just("\"a\\\"b\"".to_owned()),
@@ -328,6 +341,8 @@ mod tests {
             Just("tool_name"),
             Just("duration_ms"),
             Just("payload"),
+            Just("event_id"),
+            Just("hook_type"),
             Just("other"),
             Just("event\\u005ftype"),
         ]
@@ -363,10 +378,11 @@ mod tests {
                 "\"tool_name\":\"bash\"",
                 "\"duration_ms\":12.5",
                 "\"payload\":{\"success\":true}",
+                "\"hook_type\":\"PostToolUse\"",
                 "\"extra\":[1,2]",
             ])
             .prop_shuffle(),
-            0usize..7,
+            0usize..8,
         )
             .prop_map(|(members, drop)| {
                 let kept: Vec<&str> = members
@@ -382,12 +398,16 @@ mod tests {
     fn both(
         line: &str,
     ) -> (
-        Result<Event, crate::EventError>,
-        Result<Event, crate::EventError>,
+        Result<Parsed, crate::EventError>,
+        Result<Parsed, crate::EventError>,
     ) {
         let mut intern = |s: &str| Arc::from(s);
-        let serde = Event::from_json_serde(line, &mut intern);
-        (Event::from_json(line), serde)
+        let (mut a, mut b) = (None, None);
+        let serde = Event::from_json_serde(line, &mut intern, &mut a)
+            .map(|e| (e, a.map(|t| t.into_owned())));
+        let fast = Event::from_json_interned(line, &mut intern, &mut b)
+            .map(|e| (e, b.map(|t| t.into_owned())));
+        (fast, serde)
     }
 
     proptest! {

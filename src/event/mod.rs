@@ -9,7 +9,9 @@ mod telemetry_event;
 
 pub use self::event_type::EventType;
 pub(crate) use self::interner::Interner;
+pub(crate) use self::parse::utf8;
 pub use self::payload::Payload;
 pub use self::telemetry_event::{
-    Event, MAX_DURATION_MS, MAX_EVENT_ID_BYTES, MAX_SESSION_ID_BYTES, MAX_TOOL_NAME_BYTES,
+    Event, MAX_DURATION_MS, MAX_EVENT_ID_BYTES, MAX_HOOK_TYPE_BYTES, MAX_SESSION_ID_BYTES,
+    MAX_TOOL_NAME_BYTES, SHELL_TOOL,
 };

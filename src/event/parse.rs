@@ -32,27 +32,43 @@ impl Event {
     /// Parses one JSON object (one line of the pipeline's JSONL).
     ///
     /// Unknown fields are ignored and unknown `event_type`s are accepted as
-    /// [`EventType::Other`]. Every error names the field at fault.
+    /// [`EventType::Other`]. Every error names the field at fault. The
+    /// hooks' canonical event parses as it is: `platform`, `metadata`,
+    /// `enqueued_at`, `retry_count` are ignored, `hook_type` is read, and
+    /// `tool_name` and `duration_ms` may sit at the top level or inside
+    /// `payload` (both: they must agree, or the error names
+    /// `payload.tool_name` / `payload.duration_ms`).
     pub fn from_json(json: &str) -> Result<Self, EventError> {
-        Self::from_json_interned(json, &mut |s: &str| Arc::from(s))
+        Self::from_json_interned(json, &mut |s: &str| Arc::from(s), &mut None)
+    }
+
+    /// Like [`from_json`](Self::from_json), from bytes: invalid UTF-8 is
+    /// [`EventError::InvalidUtf8`], naming the byte offset of the first bad
+    /// byte.
+    pub fn from_json_bytes(json: &[u8]) -> Result<Self, EventError> {
+        Self::from_json(utf8(json)?)
     }
 
     /// Like [`from_json`](Self::from_json), taking the session id and tool
-    /// name from `intern` (which may hand out a shared copy it already holds).
-    pub(crate) fn from_json_interned(
-        json: &str,
+    /// name from `intern` (which may hand out a shared copy it already holds)
+    /// and setting `unknown` to the `event_type` as written when it is not
+    /// one of [`EventType::KNOWN`] (the event then has [`EventType::Other`]).
+    pub(crate) fn from_json_interned<'a>(
+        json: &'a str,
         intern: &mut impl FnMut(&str) -> Arc<str>,
+        unknown: &mut Option<Cow<'a, str>>,
     ) -> Result<Self, EventError> {
         match parse_fast(json) {
-            Some(raw) => raw.finish(intern),
-            None => Self::from_json_serde(json, intern),
+            Some(raw) => raw.finish(intern, unknown),
+            None => Self::from_json_serde(json, intern, unknown),
         }
     }
 
     /// The serde path alone (what the fast path must agree with).
-    pub(super) fn from_json_serde(
-        json: &str,
+    pub(super) fn from_json_serde<'a>(
+        json: &'a str,
         intern: &mut impl FnMut(&str) -> Arc<str>,
+        unknown: &mut Option<Cow<'a, str>>,
     ) -> Result<Self, EventError> {
         let failed = Cell::new(None);
         let mut de = serde_json::Deserializer::from_str(json);
@@ -60,8 +76,15 @@ impl Event {
             .deserialize_map(EventVisitor { failed: &failed })
             .map_err(|e| classify(e, failed.get()))?;
         de.end().map_err(|e| classify(e, None))?;
-        raw.finish(intern)
+        raw.finish(intern, unknown)
     }
+}
+
+/// `bytes` as text, or the offset of the first byte that is not UTF-8.
+pub(crate) fn utf8(bytes: &[u8]) -> Result<&str, EventError> {
+    std::str::from_utf8(bytes).map_err(|e| EventError::InvalidUtf8 {
+        offset: e.valid_up_to(),
+    })
 }
 
 fn classify(e: serde_json::Error, field: Option<&'static str>) -> EventError {
@@ -100,18 +123,49 @@ fn strip_position(e: &serde_json::Error) -> String {
 /// escapes.
 #[derive(Default)]
 pub(super) struct RawEvent<'de> {
-    pub(super) event_type: Option<EventType>,
+    pub(super) event_type: Option<Cow<'de, str>>,
     pub(super) session_id: Option<Cow<'de, str>>,
     pub(super) timestamp: Option<Cow<'de, str>>,
     pub(super) tool_name: Option<Cow<'de, str>>,
     pub(super) duration_ms: Option<f64>,
-    pub(super) payload: Payload,
+    pub(super) payload: RawPayload<'de>,
     pub(super) event_id: Option<Cow<'de, str>>,
+    pub(super) hook_type: Option<Cow<'de, str>>,
 }
 
-impl RawEvent<'_> {
-    fn finish(self, intern: &mut impl FnMut(&str) -> Arc<str>) -> Result<Event, EventError> {
-        let event_type = self.event_type.ok_or(EventError::MissingField {
+/// The `payload` object as read: the three payload fields, and the tool
+/// name and duration when the producer put them there.
+#[derive(Default)]
+pub(super) struct RawPayload<'de> {
+    pub(super) payload: Payload,
+    pub(super) tool_name: Option<Cow<'de, str>>,
+    pub(super) duration_ms: Option<f64>,
+}
+
+/// `top` or `nested` (the one given); both given must agree.
+fn either<T: PartialEq>(
+    top: Option<T>,
+    nested: Option<T>,
+    field: &'static str,
+) -> Result<Option<T>, EventError> {
+    match (top, nested) {
+        (Some(a), Some(b)) if a != b => Err(EventError::InvalidField {
+            field,
+            reason: "differs from the same field at the top level".to_owned(),
+        }),
+        (Some(a), _) => Ok(Some(a)),
+        (None, b) => Ok(b),
+    }
+}
+
+impl<'de> RawEvent<'de> {
+    #[inline]
+    fn finish(
+        self,
+        intern: &mut impl FnMut(&str) -> Arc<str>,
+        unknown: &mut Option<Cow<'de, str>>,
+    ) -> Result<Event, EventError> {
+        let type_name = self.event_type.ok_or(EventError::MissingField {
             field: "event_type",
         })?;
         let session_id = self.session_id.ok_or(EventError::MissingField {
@@ -121,14 +175,28 @@ impl RawEvent<'_> {
             .timestamp
             .ok_or(EventError::MissingField { field: "timestamp" })?;
         let timestamp = parse_rfc3339(&timestamp)?;
+        let tool_name = either(self.tool_name, self.payload.tool_name, "payload.tool_name")?;
+        let duration_ms = either(
+            self.duration_ms,
+            self.payload.duration_ms,
+            "payload.duration_ms",
+        )?;
+        let event_type = match EventType::known(&type_name) {
+            Some(t) => t,
+            None => {
+                *unknown = Some(type_name);
+                EventType::Other
+            }
+        };
         let event = Event {
             event_type,
             session_id: intern(&session_id),
             timestamp,
-            tool_name: self.tool_name.map(|t| intern(&t)),
-            duration_ms: self.duration_ms,
-            payload: self.payload,
+            tool_name: tool_name.map(|t| intern(&t)),
+            duration_ms,
+            payload: self.payload.payload,
             event_id: self.event_id.map(|id| Arc::from(&*id)),
+            hook_type: self.hook_type.map(|h| intern(&h)),
         };
         event.validate()?;
         Ok(event)
@@ -255,6 +323,7 @@ enum Field {
     DurationMs,
     Payload,
     EventId,
+    HookType,
     Other,
 }
 
@@ -276,6 +345,7 @@ impl<'de> Visitor<'de> for FieldVisitor {
             "duration_ms" => Field::DurationMs,
             "payload" => Field::Payload,
             "event_id" => Field::EventId,
+            "hook_type" => Field::HookType,
             _ => Field::Other,
         })
     }
@@ -284,30 +354,6 @@ impl<'de> Visitor<'de> for FieldVisitor {
 impl<'de> de::Deserialize<'de> for Field {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         d.deserialize_identifier(FieldVisitor)
-    }
-}
-
-struct EventTypeVisitor;
-
-impl<'de> Visitor<'de> for EventTypeVisitor {
-    type Value = EventType;
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("an event type string")
-    }
-
-    fn visit_str<E: de::Error>(self, name: &str) -> Result<EventType, E> {
-        Ok(EventType::from_wire(name))
-    }
-}
-
-struct EventTypeSeed;
-
-impl<'de> DeserializeSeed<'de> for EventTypeSeed {
-    type Value = EventType;
-
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<EventType, D::Error> {
-        d.deserialize_str(EventTypeVisitor)
     }
 }
 
@@ -338,6 +384,7 @@ impl<'de> Visitor<'de> for EventVisitor<'_> {
                 Field::DurationMs => "duration_ms",
                 Field::Payload => "payload",
                 Field::EventId => "event_id",
+                Field::HookType => "hook_type",
                 Field::Other => {
                     self.failed.set(None);
                     map.next_value::<IgnoredAny>()?;
@@ -347,12 +394,13 @@ impl<'de> Visitor<'de> for EventVisitor<'_> {
             self.failed.set(Some(name));
             seen.first(field as u8, name)?;
             match field {
-                Field::EventType => raw.event_type = Some(map.next_value_seed(EventTypeSeed)?),
+                Field::EventType => raw.event_type = Some(map.next_value_seed(StrSeed)?),
                 Field::SessionId => raw.session_id = Some(map.next_value_seed(StrSeed)?),
                 Field::Timestamp => raw.timestamp = Some(map.next_value_seed(StrSeed)?),
                 Field::ToolName => raw.tool_name = map.next_value_seed(OptStrSeed)?,
                 Field::DurationMs => raw.duration_ms = map.next_value::<Option<f64>>()?,
                 Field::EventId => raw.event_id = map.next_value_seed(OptStrSeed)?,
+                Field::HookType => raw.hook_type = map.next_value_seed(OptStrSeed)?,
                 Field::Payload => {
                     raw.payload = map
                         .next_value_seed(PayloadSeed {
@@ -451,7 +499,7 @@ struct PayloadSeed<'a> {
 }
 
 impl<'de> DeserializeSeed<'de> for PayloadSeed<'_> {
-    type Value = Option<Payload>;
+    type Value = Option<RawPayload<'de>>;
 
     fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
         d.deserialize_option(self)
@@ -459,7 +507,7 @@ impl<'de> DeserializeSeed<'de> for PayloadSeed<'_> {
 }
 
 impl<'de> Visitor<'de> for PayloadSeed<'_> {
-    type Value = Option<Payload>;
+    type Value = Option<RawPayload<'de>>;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("a payload object or null")
@@ -486,20 +534,22 @@ struct PayloadVisitor<'a> {
 }
 
 impl<'de> Visitor<'de> for PayloadVisitor<'_> {
-    type Value = Payload;
+    type Value = RawPayload<'de>;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("a payload object")
     }
 
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Payload, A::Error> {
-        let mut payload = Payload::default();
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<RawPayload<'de>, A::Error> {
+        let mut raw = RawPayload::default();
         let mut seen = Seen::default();
         while let Some(key) = map.next_key::<PayloadField>()? {
             let name = match key {
                 PayloadField::Success => "payload.success",
                 PayloadField::Accepted => "payload.accepted",
                 PayloadField::PromptLength => "payload.prompt_length",
+                PayloadField::ToolName => "payload.tool_name",
+                PayloadField::DurationMs => "payload.duration_ms",
                 PayloadField::Other => {
                     self.failed.set(Some("payload"));
                     map.next_value::<IgnoredAny>()?;
@@ -509,16 +559,20 @@ impl<'de> Visitor<'de> for PayloadVisitor<'_> {
             self.failed.set(Some(name));
             seen.first(key as u8, name)?;
             match key {
-                PayloadField::Success => payload.success = map.next_value::<Option<bool>>()?,
-                PayloadField::Accepted => payload.accepted = map.next_value::<Option<bool>>()?,
-                PayloadField::PromptLength => {
-                    payload.prompt_length = map.next_value::<Option<u64>>()?;
+                PayloadField::Success => raw.payload.success = map.next_value::<Option<bool>>()?,
+                PayloadField::Accepted => {
+                    raw.payload.accepted = map.next_value::<Option<bool>>()?;
                 }
+                PayloadField::PromptLength => {
+                    raw.payload.prompt_length = map.next_value::<Option<u64>>()?;
+                }
+                PayloadField::ToolName => raw.tool_name = map.next_value_seed(OptStrSeed)?,
+                PayloadField::DurationMs => raw.duration_ms = map.next_value::<Option<f64>>()?,
                 PayloadField::Other => {}
             }
         }
         self.failed.set(Some("payload"));
-        Ok(payload)
+        Ok(raw)
     }
 }
 
@@ -527,6 +581,8 @@ enum PayloadField {
     Success,
     Accepted,
     PromptLength,
+    ToolName,
+    DurationMs,
     Other,
 }
 
@@ -544,6 +600,8 @@ impl<'de> Visitor<'de> for PayloadFieldVisitor {
             "success" => PayloadField::Success,
             "accepted" => PayloadField::Accepted,
             "prompt_length" => PayloadField::PromptLength,
+            "tool_name" => PayloadField::ToolName,
+            "duration_ms" => PayloadField::DurationMs,
             _ => PayloadField::Other,
         })
     }

@@ -96,6 +96,7 @@ impl EventMix {
             duration_ms: None,
             payload: Payload::default(),
             event_id: None,
+            hook_type: None,
         };
         if !slot.started {
             slot.started = true;

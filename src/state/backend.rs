@@ -243,6 +243,15 @@ pub trait StateBackend: Send + Sync + fmt::Debug {
 
     /// What this backend has served so far.
     fn op_counts(&self) -> OpCounts;
+
+    /// The clock this backend runs its own time on, if it has one in this
+    /// process ([`MemoryState`](super::MemoryState): its clock; Redis: none,
+    /// the server's time). A calculator built without
+    /// [`Builder::clock`](crate::Builder::clock) adopts it, so one clock
+    /// given once is enough. The default: `None`.
+    fn clock(&self) -> Option<Arc<dyn crate::clock::Clock>> {
+        None
+    }
 }
 
 /// Compile-time check that the trait stays object-safe.
@@ -316,5 +325,9 @@ impl<B: StateBackend + ?Sized> StateBackend for Arc<B> {
 
     fn op_counts(&self) -> OpCounts {
         (**self).op_counts()
+    }
+
+    fn clock(&self) -> Option<Arc<dyn crate::clock::Clock>> {
+        (**self).clock()
     }
 }

@@ -576,6 +576,10 @@ impl StateBackend for MemoryState {
         Ok(coord.peek(scope).started.map(|t| now.saturating_sub(t)))
     }
 
+    fn clock(&self) -> Option<Arc<dyn Clock>> {
+        Some(Arc::clone(&self.shared.clock))
+    }
+
     fn op_counts(&self) -> OpCounts {
         let (records, record_round_trips, composite_reads) = {
             let d = self.shared.data.lock();
