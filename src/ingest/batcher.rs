@@ -168,7 +168,7 @@ impl Batcher {
     pub fn send(&self, event: Event) -> Result<(), SendError> {
         self.queue()
             .push(Self::item(event, None))
-            .map_err(|item| SendError(item.event))
+            .map_err(|item| SendError(Box::new(item.event)))
     }
 
     /// Like [`send`](Self::send), returning the event's [`Reply`].
@@ -176,7 +176,7 @@ impl Batcher {
         let (responder, reply) = channel();
         match self.queue().push(Self::item(event, Some(responder))) {
             Ok(()) => Ok(reply),
-            Err(item) => Err(SendError(item.event)),
+            Err(item) => Err(SendError(Box::new(item.event))),
         }
     }
 

@@ -27,28 +27,29 @@ pub enum IngestError {
 }
 
 /// [`Batcher::try_send`](super::Batcher::try_send) refused the event; it is
-/// handed back.
+/// handed back (boxed: an error stays small; [`into_event`](Self::into_event)
+/// unboxes it).
 #[derive(Debug, Clone, PartialEq, Error)]
 pub enum TrySendError {
     /// The queue is full: retry later, or use a waiting send.
     #[error("the batcher's queue is full")]
-    Full(Event),
+    Full(Box<Event>),
     /// The batcher was shut down.
     #[error("the batcher is shut down")]
-    Closed(Event),
+    Closed(Box<Event>),
 }
 
 impl TrySendError {
     /// The event that was not sent.
     pub fn into_event(self) -> Event {
         match self {
-            Self::Full(e) | Self::Closed(e) => e,
+            Self::Full(e) | Self::Closed(e) => *e,
         }
     }
 }
 
 /// A waiting send failed because the batcher was shut down; the event is
-/// handed back.
+/// handed back (boxed: an error stays small).
 #[derive(Debug, Clone, PartialEq, Error)]
 #[error("the batcher is shut down")]
-pub struct SendError(pub Event);
+pub struct SendError(pub Box<Event>);

@@ -98,11 +98,11 @@ impl Queue {
     pub(crate) fn try_push(&self, item: Item) -> Result<(), (TrySendError, Option<Responder>)> {
         let mut state = self.state.lock();
         if state.closed {
-            return Err((TrySendError::Closed(item.event), item.reply));
+            return Err((TrySendError::Closed(Box::new(item.event)), item.reply));
         }
         if state.items.len() >= self.capacity {
             state.refused_full += 1;
-            return Err((TrySendError::Full(item.event), item.reply));
+            return Err((TrySendError::Full(Box::new(item.event)), item.reply));
         }
         self.push_locked(&mut state, item);
         Ok(())

@@ -35,7 +35,7 @@ impl Future for SendFuture<'_> {
         };
         match self.batcher.queue().poll_push(item, cx) {
             PollPush::Pushed => Poll::Ready(Ok(())),
-            PollPush::Closed(item) => Poll::Ready(Err(SendError(item.event))),
+            PollPush::Closed(item) => Poll::Ready(Err(SendError(Box::new(item.event)))),
             PollPush::Full(item) => {
                 self.item = Some(item);
                 Poll::Pending
