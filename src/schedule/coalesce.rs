@@ -97,9 +97,9 @@ struct WorkerState {
     /// The deadline armed in the timer; an event before it arms nothing.
     armed_until: Duration,
     /// The hot path's whole test: before `check_at` and under
-    /// `check_events` events nothing can change (not due, armed).
+    /// `check_last + 1` events nothing can change (not due, armed).
     check_at: Duration,
-    check_events: u64,
+    check_last: u64,
 }
 
 impl WorkerState {
@@ -110,7 +110,7 @@ impl WorkerState {
             events: 0,
             armed_until: Duration::ZERO,
             check_at: Duration::ZERO,
-            check_events: 0,
+            check_last: 0,
         }
     }
 
@@ -121,10 +121,10 @@ impl WorkerState {
     /// After a skip: the next event that can change anything.
     fn skipped(&mut self, every_events: u64) {
         self.check_at = self.deadline(every_events).min(self.armed_until);
-        self.check_events = if self.events >= every_events {
+        self.check_last = if self.events >= every_events {
             u64::MAX
         } else {
-            every_events
+            every_events - 1
         };
     }
 
@@ -359,7 +359,7 @@ impl CompositeScheduler for Coalesce {
             Some(table) => table.get(ctx.session, now),
         };
         worker.events += 1;
-        if now < worker.check_at && worker.events < worker.check_events {
+        if now < worker.check_at && worker.events <= worker.check_last {
             return Ok(Decision::Skip);
         }
         if !worker.is_due(now, every_events) {
@@ -385,7 +385,7 @@ impl CompositeScheduler for Coalesce {
     #[inline]
     fn skip_fast(&mut self, now: Duration) -> bool {
         let w = &mut self.global;
-        if now < w.check_at && w.events + 1 < w.check_events {
+        if w.events < w.check_last && now < w.check_at {
             w.events += 1;
             return true;
         }
