@@ -100,6 +100,9 @@ struct WorkerState {
     /// `check_last + 1` events nothing can change (not due, armed).
     check_at: Duration,
     check_last: u64,
+    /// `check_at` in whole seconds, rounded down: the fast path's one
+    /// compare (an event in the deadline's last second takes `on_event`).
+    check_sec: u64,
 }
 
 impl WorkerState {
@@ -111,6 +114,7 @@ impl WorkerState {
             armed_until: Duration::ZERO,
             check_at: Duration::ZERO,
             check_last: 0,
+            check_sec: 0,
         }
     }
 
@@ -121,6 +125,7 @@ impl WorkerState {
     /// After a skip: the next event that can change anything.
     fn skipped(&mut self, every_events: u64) {
         self.check_at = self.deadline(every_events).min(self.armed_until);
+        self.check_sec = self.check_at.as_secs();
         self.check_last = if self.events >= every_events {
             u64::MAX
         } else {
@@ -385,7 +390,7 @@ impl CompositeScheduler for Coalesce {
     #[inline]
     fn skip_fast(&mut self, now: Duration) -> bool {
         let w = &mut self.global;
-        if w.events < w.check_last && now < w.check_at {
+        if w.events < w.check_last && now.as_secs() < w.check_sec {
             w.events += 1;
             return true;
         }

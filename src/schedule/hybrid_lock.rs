@@ -81,14 +81,19 @@ struct WorkerState {
     busy_at: Duration,
     /// Events seen since the calculation it knows of.
     events: u64,
+    /// `busy_at` in whole seconds, rounded down: before it nothing is due
+    /// whatever the count (the fast path's one compare).
+    busy_sec: u64,
 }
 
 impl WorkerState {
     fn knowing_of(started: Duration, config: &HybridLockConfig) -> Self {
+        let busy_at = started + config.min_interval();
         Self {
             stale_at: started + config.max_staleness(),
-            busy_at: started + config.min_interval(),
+            busy_at,
             events: 0,
+            busy_sec: busy_at.as_secs(),
         }
     }
 }
@@ -161,7 +166,11 @@ impl CompositeScheduler for HybridLock {
     #[inline]
     fn skip_fast(&mut self, now: Duration) -> bool {
         let w = &mut self.global;
-        if now < w.stale_at && (w.events + 1 < self.config.every_events || now < w.busy_at) {
+        // Before `busy_at` (<= `stale_at`) nothing is due; after it, the
+        // full rule.
+        if now.as_secs() < w.busy_sec
+            || (now < w.stale_at && (w.events + 1 < self.config.every_events || now < w.busy_at))
+        {
             w.events += 1;
             return true;
         }
