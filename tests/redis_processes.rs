@@ -6,34 +6,12 @@
 
 mod support;
 
-use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
-use support::RedisServer;
+use support::{example_binary, RedisServer};
 
 const MIN_INTERVAL_US: i64 = 200_000;
 const LEASE_US: i64 = 100_000;
-
-/// The example binary beside this test's own, built if missing.
-fn worker_binary() -> PathBuf {
-    let exe = std::env::current_exe().expect("test executable path");
-    let profile_dir = exe
-        .parent()
-        .and_then(|deps| deps.parent())
-        .expect("target profile dir")
-        .to_path_buf();
-    let bin = profile_dir.join("examples").join("redis_worker");
-    if !bin.exists() {
-        let mut build = Command::new(env!("CARGO"));
-        build.args(["build", "--features", "redis", "--example", "redis_worker"]);
-        if profile_dir.ends_with("release") {
-            build.arg("--release");
-        }
-        let status = build.status().expect("run cargo build");
-        assert!(status.success(), "building the redis_worker example failed");
-    }
-    bin
-}
 
 #[derive(Debug, PartialEq)]
 enum Entry {
@@ -54,7 +32,7 @@ fn parse(line: &str) -> Entry {
 #[test]
 fn three_processes_share_one_server() {
     let server = RedisServer::start();
-    let bin = worker_binary();
+    let bin = example_binary("redis_worker");
     let workers: Vec<_> = (0..3)
         .map(|id| {
             Command::new(&bin)
@@ -151,7 +129,7 @@ fn coalesce_takes_over_a_killed_workers_deadline() {
     const MAX_STALENESS_US: i64 = 400_000;
     const TICK_US: i64 = 20_000;
     let server = RedisServer::start();
-    let bin = worker_binary();
+    let bin = example_binary("redis_worker");
     let spawn = |id: &str, run_ms: &str, rate: &str| {
         Command::new(&bin)
             .args([&server.url(), "takeover", id, run_ms, rate, "coalesce"])

@@ -9,10 +9,9 @@ mod support;
 use std::collections::HashSet;
 use std::io::{BufRead, BufReader};
 use std::os::unix::process::ExitStatusExt;
-use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
-use support::RedisServer;
+use support::{example_binary, RedisServer};
 
 const STREAM: &str = "events";
 const GROUP: &str = "metrics";
@@ -20,30 +19,6 @@ const NS: &str = "crash";
 const ENTRIES: usize = 100_000;
 /// Every 50th entry is invalid (2 000 of them).
 const INVALID_EVERY: usize = 50;
-
-/// The example binary beside this test's own, built if missing.
-fn worker_binary() -> PathBuf {
-    let exe = std::env::current_exe().expect("test executable path");
-    let profile_dir = exe
-        .parent()
-        .and_then(|deps| deps.parent())
-        .expect("target profile dir")
-        .to_path_buf();
-    let bin = profile_dir.join("examples").join("stream_worker");
-    if !bin.exists() {
-        let mut build = Command::new(env!("CARGO"));
-        build.args(["build", "--features", "redis", "--example", "stream_worker"]);
-        if profile_dir.ends_with("release") {
-            build.arg("--release");
-        }
-        let status = build.status().expect("run cargo build");
-        assert!(
-            status.success(),
-            "building the stream_worker example failed"
-        );
-    }
-    bin
-}
 
 fn entry(i: usize) -> String {
     if i % INVALID_EVERY == INVALID_EVERY - 1 {
@@ -104,7 +79,7 @@ fn a_killed_worker_loses_nothing_and_nothing_counts_twice() {
     let valid = (ENTRIES - invalid_ids.len()) as u64;
     assert_eq!(invalid_ids.len(), ENTRIES / INVALID_EVERY);
 
-    let bin = worker_binary();
+    let bin = example_binary("stream_worker");
     let spawn = |consumer: &str, ack_delay_ms: &str| {
         Command::new(&bin)
             .args([

@@ -13,6 +13,7 @@ use crate::error::{BackendError, Error};
 use crate::event::Event;
 use crate::metric::Metric;
 use crate::schedule::CompositeScheduler;
+use crate::state::map_redis_error;
 
 /// One entry as read: its id, its fields (`None`: deleted from the stream
 /// while pending) and how often it was delivered.
@@ -200,14 +201,15 @@ impl StreamSource {
     fn connection(&mut self) -> Result<&mut Connection, Error> {
         const OP: &str = "stream connect";
         if self.con.is_none() {
-            let client = redis::Client::open(self.url.as_str()).map_err(|e| map_error(OP, e))?;
+            let client =
+                redis::Client::open(self.url.as_str()).map_err(|e| map_redis_error(OP, e))?;
             let con = client
                 .get_connection_with_timeout(self.config.connect_timeout())
-                .map_err(|e| map_error(OP, e))?;
+                .map_err(|e| map_redis_error(OP, e))?;
             con.set_read_timeout(Some(self.config.block() + self.config.io_timeout()))
-                .map_err(|e| map_error(OP, e))?;
+                .map_err(|e| map_redis_error(OP, e))?;
             con.set_write_timeout(Some(self.config.io_timeout()))
-                .map_err(|e| map_error(OP, e))?;
+                .map_err(|e| map_redis_error(OP, e))?;
             let mut con = Conn(con);
             let created: Result<Value, RedisError> = redis::cmd("XGROUP")
                 .arg("CREATE")
@@ -219,7 +221,7 @@ impl StreamSource {
             match created {
                 Ok(_) => {}
                 Err(e) if e.code() == Some("BUSYGROUP") => {}
-                Err(e) => return Err(map_error("XGROUP CREATE", e).into()),
+                Err(e) => return Err(map_redis_error("XGROUP CREATE", e).into()),
             }
             self.con = Some(con);
             // A (re)connected consumer first re-reads what it left pending.
@@ -250,7 +252,7 @@ impl StreamSource {
         if reopen {
             self.con = None;
         }
-        map_error(op, e).into()
+        map_redis_error(op, e).into()
     }
 
     fn read_group(&mut self, id: &str, block: Option<Duration>) -> Result<Vec<RawEntry>, Error> {
@@ -637,32 +639,4 @@ fn unexpected(op: &'static str, reply: &Value) -> Error {
         source: format!("unexpected reply: {reply:?}").into(),
     }
     .into()
-}
-
-/// Maps a client error to the crate's backend error (as the state's link does).
-fn map_error(op: &'static str, e: RedisError) -> BackendError {
-    if e.is_timeout() {
-        return BackendError::Timeout { op };
-    }
-    match e.code() {
-        Some("LOADING") => return BackendError::Loading { op },
-        Some("NOAUTH" | "WRONGPASS") => {
-            return BackendError::Auth {
-                op,
-                source: Box::new(e),
-            }
-        }
-        _ => {}
-    }
-    if e.is_io_error() || e.is_connection_dropped() || e.is_connection_refusal() {
-        BackendError::Connection {
-            op,
-            source: Box::new(e),
-        }
-    } else {
-        BackendError::Other {
-            op,
-            source: Box::new(e),
-        }
-    }
 }

@@ -13,6 +13,6 @@ mod script_error;
 
 pub use self::config::RedisConfig;
 pub(crate) use self::keys::Keys;
-pub(crate) use self::link::{Link, LuaScript};
+pub(crate) use self::link::{map_error, Link, LuaScript};
 pub use self::redis_state::RedisState;
 pub(crate) use self::reply::unexpected;
