@@ -7,7 +7,7 @@
 --       9 candidate epoch, 10 n events, 11 ns sessions, 12 ne ids,
 --       13 latency window generation the worker holds ('' for none),
 --       14 its sequence number, 15 decision window generation, 16 its
---       sequence number; then the ns session ids; then 7 fields per event:
+--       sequence number, 17 now_sec % 60; then the ns session ids; then 7 fields per event:
 --       kind (t e p s x o), session index (1..ns; 0 for kind o), tool (''
 --       for none), duration ('' for none), success ('1' '0' ''), accepted
 --       ('1' '0' ''), id index (0 for none, else 1..ne).
@@ -42,16 +42,13 @@
 local reset = cm_epoch(7, ARGV[8], ARGV[9])
 if reset then return reset end
 
-local now_sec = tonumber(ARGV[1])
 local now_str = ARGV[2]
-local sttl = tonumber(ARGV[3])
-local wttl = tonumber(ARGV[4])
-local max_sessions = tonumber(ARGV[5])
-local max_tools = tonumber(ARGV[6])
-local dedup = tonumber(ARGV[7])
+-- Kept as the strings they came as: a number converts to and from text at a
+-- cost, so only what arithmetic needs is converted, when it needs it.
+local sttl, wttl, dedup = ARGV[3], ARGV[4], ARGV[7]
 local candidate = ARGV[9]
 local n, ns, ne = tonumber(ARGV[10]), tonumber(ARGV[11]), tonumber(ARGV[12])
-local F, B, NK, SA = 7, 16 + ns, 7, 16
+local F, B, NK, SA = 7, 17 + ns, 7, 17
 local K_TOTALS, K_LAT, K_DEC, K_RATE = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local K_SESS, K_RUNS = KEYS[5], KEYS[6]
 
@@ -62,8 +59,9 @@ end
 -- A stored counter: 0 when absent, nil when not a non-negative integer.
 local function count(v)
   if not v then return 0 end
-  if not string.match(v, '^%d+$') then return nil end
-  return tonumber(v)
+  local x = tonumber(v)
+  if x and x >= 0 and x % 1 == 0 then return x end
+  return nil
 end
 
 -- Pass 1: checks and reads.
@@ -75,7 +73,9 @@ for j = 1, ne do
   if bad then return bad end
   if v then seen[j] = true end
 end
-local dup, applied = {}, 0
+local dup, applied = {}, n
+if ne > 0 then
+applied = 0
 for i = 0, n - 1 do
   local e = tonumber(ARGV[B + i * F + 7])
   if e > 0 and seen[e] then
@@ -88,6 +88,7 @@ for i = 0, n - 1 do
     applied = applied + 1
   end
 end
+end
 if applied == 0 then
   local out = {0, 0, {}, {}}
   for _ = 1, n do out[#out + 1] = 1 end
@@ -95,18 +96,42 @@ if applied == 0 then
 end
 
 local t = redis.call('TIME')
-local now_s = tonumber(t[1])
-local now_ms = now_s * 1000 + math.floor(tonumber(t[2]) / 1000)
+-- The server's second as TIME gives it (a string: housekeeping compares and
+-- stores it as is), and its time in ms, computed when first needed.
+local now_s, now_ms_v = t[1], nil
+local function now_ms()
+  if not now_ms_v then
+    now_ms_v = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  end
+  return now_ms_v
+end
 
-local tv, bad = cm_read(1, 'HMGET', K_TOTALS, 'tool_runs', 'ok', 'known', 'events',
-  'lgen', 'lseq', 'dgen', 'dseq', 'hk', 'hkl', 'hkd')
+-- The window fields are read only when an event may push to that window
+-- (every value read costs; a superset of what pass 1 finds it needs).
+local want_lat, want_dec = false, false
+for i = 0, n - 1 do
+  local o = B + i * F
+  local kind = ARGV[o + 1]
+  if kind == 't' and ARGV[o + 4] ~= '' then want_lat = true end
+  if kind == 'e' and ARGV[o + 6] ~= '' then want_dec = true end
+end
+local tv, bad
+if want_dec then
+  tv, bad = cm_read(1, 'HMGET', K_TOTALS, 'tool_runs', 'ok', 'known', 'events', 'hk',
+    'lgen', 'lseq', 'hkl', 'dgen', 'dseq', 'hkd')
+elseif want_lat then
+  tv, bad = cm_read(1, 'HMGET', K_TOTALS, 'tool_runs', 'ok', 'known', 'events', 'hk',
+    'lgen', 'lseq', 'hkl')
+else
+  tv, bad = cm_read(1, 'HMGET', K_TOTALS, 'tool_runs', 'ok', 'known', 'events', 'hk')
+end
 if bad then return bad end
 local T = {runs = count(tv[1]), ok = count(tv[2]), known = count(tv[3]), events = count(tv[4]),
-  lseq = count(tv[6]), dseq = count(tv[8])}
+  lseq = count(tv[7]), dseq = count(tv[10])}
 if not (T.runs and T.ok and T.known and T.events and T.lseq and T.dseq) then
   return data_error(1)
 end
-local hk_due = tonumber(tv[9]) ~= now_s
+local hk_due = tv[5] ~= now_s
 local zset_checked = false
 -- The session set is about to be written: check its type once.
 local function check_zset()
@@ -151,7 +176,7 @@ for i = 0, n - 1 do
         if not (st.runs and st.prompts and st.ok and st.known and st.events) then
           return data_error(NK + 2 * j - 1)
         end
-        st.hk = tonumber(v[8])
+        st.hk = v[8]
       end
       st.existed = st.live
       S[j] = st
@@ -175,8 +200,8 @@ for i = 0, n - 1 do
     if kind ~= 'o' and kind ~= 'x' and not counted[j] then
       counted[j] = true
       if not S[j].existed then
-        live = live or redis.call('ZCOUNT', K_SESS, '(' .. (now_ms - sttl), '+inf')
-        if live + new_s >= max_sessions then
+        live = live or redis.call('ZCOUNT', K_SESS, '(' .. (now_ms() - tonumber(sttl)), '+inf')
+        if live + new_s >= tonumber(ARGV[5]) then
           return redis.error_reply('CMCAPACITY sessions')
         end
         new_s = new_s + 1
@@ -193,7 +218,7 @@ for i = 0, n - 1 do
         if not tr.runs then return data_error(6) end
         if not r then
           hlen = hlen or redis.call('HLEN', K_RUNS)
-          if hlen + new_t >= max_tools then
+          if hlen + new_t >= tonumber(ARGV[6]) then
             return redis.error_reply('CMCAPACITY tools')
           end
           new_t = new_t + 1
@@ -237,8 +262,8 @@ local function sync(i, gen, seq, wgen, wseq, valid)
 end
 
 local L, D = {}, {}
-local lgen, lseq, llen = tv[5], T.lseq, 0
-local dgen, dseq, dlen = tv[7], T.dseq, 0
+local lgen, lseq, llen = tv[6], T.lseq, 0
+local dgen, dseq, dlen = tv[9], T.dseq, 0
 if need_lat then
   L, lgen, lseq, llen = sync(2, lgen, lseq, ARGV[13], tonumber(ARGV[14]),
     function(x) return string.match(x, '^%d+%.?%d*$') ~= nil end)
@@ -254,39 +279,52 @@ end
 -- (fields s<i>/c<i>: second and count of slot i), plus `total`, the events
 -- in the slots of the 60 seconds ending at `newest`, so that a call reads
 -- O(1) fields instead of 120 (moving `newest` forward reads the slots leaving).
-local r0 = now_sec % 60
+-- The common case compares text only: the window's newest second and the
+-- slot's second are this second (ARGV[1], the worker's clock).
+local fs, fc = 's' .. ARGV[17], 'c' .. ARGV[17]
 local h
-h, bad = cm_read(4, 'HMGET', K_RATE, 'newest', 'total', 's' .. r0, 'c' .. r0)
+h, bad = cm_read(4, 'HMGET', K_RATE, 'newest', 'total', fs, fc)
 if bad then return bad end
 local rate_new = not h[1]
-local newest = tonumber(h[1]) or 0
 local total = tonumber(h[2]) or 0
-local sec = math.max(now_sec, newest)
-if sec > newest then
-  if sec - newest >= 60 then
-    total = 0
-  else
-    local f = {}
-    for s = math.max(newest - 59, 0), sec - 60 do
-      local q = s % 60
-      f[#f + 1] = 's' .. q
-      f[#f + 1] = 'c' .. q
-    end
-    if #f > 0 then
-      local v = redis.call('HMGET', K_RATE, unpack(f))
-      local j = 1
+local rate_same = h[1] == ARGV[1]
+local slot_same = rate_same and h[3] == ARGV[1]
+local sec, slot_c = ARGV[1], 0
+if slot_same then
+  slot_c = tonumber(h[4]) or 0
+elseif not rate_same then
+  local now_sec = tonumber(ARGV[1])
+  local newest = tonumber(h[1]) or 0
+  sec = math.max(now_sec, newest)
+  if sec > newest then
+    if sec - newest >= 60 then
+      total = 0
+    else
+      local f = {}
       for s = math.max(newest - 59, 0), sec - 60 do
-        if tonumber(v[j]) == s then total = total - (tonumber(v[j + 1]) or 0) end
-        j = j + 2
+        local q = s % 60
+        f[#f + 1] = 's' .. q
+        f[#f + 1] = 'c' .. q
+      end
+      if #f > 0 then
+        local v = redis.call('HMGET', K_RATE, unpack(f))
+        local j = 1
+        for s = math.max(newest - 59, 0), sec - 60 do
+          if tonumber(v[j]) == s then total = total - (tonumber(v[j + 1]) or 0) end
+          j = j + 2
+        end
       end
     end
   end
+  local r = sec % 60
+  local sv = {h[3], h[4]}
+  if r ~= now_sec % 60 then
+    fs, fc = 's' .. r, 'c' .. r
+    sv = redis.call('HMGET', K_RATE, fs, fc)
+  end
+  if tonumber(sv[1]) == sec then slot_c = tonumber(sv[2]) or 0 end
+  if sec == now_sec then sec = ARGV[1] end
 end
-local r = sec % 60
-local sv = {h[3], h[4]}
-if r ~= r0 then sv = redis.call('HMGET', K_RATE, 's' .. r, 'c' .. r) end
-local slot_c = 0
-if tonumber(sv[1]) == sec then slot_c = tonumber(sv[2]) or 0 end
 
 -- Pass 2: apply, in Lua.
 local out, lat_push, dec_push = {0, total, L, D}, {}, {}
@@ -365,9 +403,13 @@ end
 local zadded = false
 do
   if hk_due then
-    redis.call('ZREMRANGEBYSCORE', K_SESS, '-inf', now_ms - sttl)
+    redis.call('ZREMRANGEBYSCORE', K_SESS, '-inf', now_ms() - tonumber(sttl))
   end
-  redis.call('HSET', K_RATE, 'newest', sec, 'total', total + applied, 's' .. r, sec, 'c' .. r, slot_c + applied)
+  if slot_same then
+    redis.call('HSET', K_RATE, 'total', total + applied, fc, slot_c + applied)
+  else
+    redis.call('HSET', K_RATE, 'newest', sec, 'total', total + applied, fs, sec, fc, slot_c + applied)
+  end
   if hk_due or rate_new then redis.call('PEXPIRE', K_RATE, wttl) end
   local tw = {'tool_runs', T.runs, 'ok', T.ok, 'known', T.known, 'events', T.events + applied}
   local function tset(k, v)
@@ -377,7 +419,7 @@ do
   if hk_due then tset('hk', now_s) end
   for _, tool in ipairs(tool_list) do
     local tr = tools[tool]
-    redis.call('HSET', K_RUNS, tool, tr.runs .. ' ' .. tr.ok .. ' ' .. tr.known)
+    redis.call('HSET', K_RUNS, tool, string.format('%d %d %d', tr.runs, tr.ok, tr.known))
   end
   for j = 1, ns do
     local st = S[j]
@@ -400,12 +442,12 @@ do
         if not kept then
           redis.call('PEXPIRE', sk, sttl)
           if not st.fresh then redis.call('PEXPIRE', dk, sttl) end
-          redis.call('ZADD', K_SESS, now_ms, st.sid)
+          redis.call('ZADD', K_SESS, now_ms(), st.sid)
           zadded = true
         end
         if #st.decs > 0 then
           push_all(dk, st.decs)
-          redis.call('LTRIM', dk, 0, 99)
+          redis.call('LTRIM', dk, '0', '99')
           if st.fresh or dk_checked[j] == 'none' then redis.call('PEXPIRE', dk, sttl) end
         end
       elseif st.ended then
@@ -415,8 +457,8 @@ do
   end
   if need_lat then
     push_all(K_LAT, lat_push)
-    if llen + #lat_push > 100 then redis.call('LTRIM', K_LAT, 0, 99) end
-    if llen == 0 or tonumber(tv[10]) ~= now_s then
+    if llen + #lat_push > 100 then redis.call('LTRIM', K_LAT, '0', '99') end
+    if llen == 0 or tv[8] ~= now_s then
       redis.call('PEXPIRE', K_LAT, wttl)
       tset('hkl', now_s)
     end
@@ -425,8 +467,8 @@ do
   end
   if need_dec then
     push_all(K_DEC, dec_push)
-    if dlen + #dec_push > 100 then redis.call('LTRIM', K_DEC, 0, 99) end
-    if dlen == 0 or tonumber(tv[11]) ~= now_s then
+    if dlen + #dec_push > 100 then redis.call('LTRIM', K_DEC, '0', '99') end
+    if dlen == 0 or tv[11] ~= now_s then
       redis.call('PEXPIRE', K_DEC, wttl)
       tset('hkd', now_s)
     end
