@@ -356,9 +356,9 @@ for i = 0, n - 1 do
       st.touched = true
       st.events = st.events + 1
       if kind == 't' then
-        T.runs = T.runs + 1
+        T.runs, T.w_runs = T.runs + 1, true
         out[#out + 1] = T.runs
-        st.runs = st.runs + 1
+        st.runs, st.w_runs = st.runs + 1, true
         if dur ~= '' then lat_push[#lat_push + 1] = dur end
         local okv = 0
         if succ == '1' then okv = 1 end
@@ -369,10 +369,10 @@ for i = 0, n - 1 do
           out[#out + 1] = tr.runs
         end
         if succ ~= '' then
-          T.ok, T.known = T.ok + okv, T.known + 1
+          T.ok, T.known, T.w_ok = T.ok + okv, T.known + 1, true
           out[#out + 1] = T.ok
           out[#out + 1] = T.known
-          st.ok, st.known = st.ok + okv, st.known + 1
+          st.ok, st.known, st.w_ok = st.ok + okv, st.known + 1, true
           if tr then
             tr.ok, tr.known = tr.ok + okv, tr.known + 1
             out[#out + 1] = tr.ok
@@ -385,10 +385,10 @@ for i = 0, n - 1 do
           st.decs[#st.decs + 1] = acc
         end
       elseif kind == 'p' then
-        st.prompts = st.prompts + 1
+        st.prompts, st.w_prompts = st.prompts + 1, true
         out[#out + 1] = st.prompts
       elseif kind == 's' then
-        st.started = now_str
+        st.started, st.w_started = now_str, true
       end
     end
   end
@@ -411,10 +411,15 @@ do
     redis.call('HSET', K_RATE, 'newest', sec, 'total', total + applied, fs, sec, fc, slot_c + applied)
   end
   if hk_due or rate_new then redis.call('PEXPIRE', K_RATE, wttl) end
-  local tw = {'tool_runs', T.runs, 'ok', T.ok, 'known', T.known, 'events', T.events + applied}
+  local tw = {'events', T.events + applied}
   local function tset(k, v)
     tw[#tw + 1] = k
     tw[#tw + 1] = v
+  end
+  if T.w_runs then tset('tool_runs', T.runs) end
+  if T.w_ok then
+    tset('ok', T.ok)
+    tset('known', T.known)
   end
   if hk_due then tset('hk', now_s) end
   for _, tool in ipairs(tool_list) do
@@ -428,9 +433,24 @@ do
       if st.ended then redis.call('DEL', sk, dk) end
       if st.live and st.touched then
         local kept = not st.fresh and st.hk == now_s
-        local w = {'tool_runs', st.runs, 'prompts', st.prompts, 'ok', st.ok,
-          'known', st.known, 'last_seen', now_str, 'events', st.events}
-        if st.started then
+        -- A new session gets every field; one that existed, what changed.
+        local w = {'last_seen', now_str, 'events', st.events}
+        local all = st.fresh
+        if all or st.w_runs then
+          w[#w + 1] = 'tool_runs'
+          w[#w + 1] = st.runs
+        end
+        if all or st.w_prompts then
+          w[#w + 1] = 'prompts'
+          w[#w + 1] = st.prompts
+        end
+        if all or st.w_ok then
+          w[#w + 1] = 'ok'
+          w[#w + 1] = st.ok
+          w[#w + 1] = 'known'
+          w[#w + 1] = st.known
+        end
+        if st.started and (all or st.w_started) then
           w[#w + 1] = 'started'
           w[#w + 1] = st.started
         end
