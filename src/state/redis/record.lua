@@ -47,7 +47,12 @@ local now_str = ARGV[2]
 -- cost, so only what arithmetic needs is converted, when it needs it.
 local sttl, wttl, dedup = ARGV[3], ARGV[4], ARGV[7]
 local candidate = ARGV[9]
-local n, ns, ne = tonumber(ARGV[10]), tonumber(ARGV[11]), tonumber(ARGV[12])
+-- A count or index from ARGV: the common 0 and 1 without `tonumber`.
+local function num(v)
+  if v == '1' then return 1 elseif v == '0' then return 0 end
+  return tonumber(v)
+end
+local n, ns, ne = num(ARGV[10]), num(ARGV[11]), num(ARGV[12])
 local F, B, NK, SA = 7, 17 + ns, 7, 17
 local K_TOTALS, K_LAT, K_DEC, K_RATE = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local K_SESS, K_RUNS = KEYS[5], KEYS[6]
@@ -77,7 +82,7 @@ local dup, applied = {}, n
 if ne > 0 then
 applied = 0
 for i = 0, n - 1 do
-  local e = tonumber(ARGV[B + i * F + 7])
+  local e = num(ARGV[B + i * F + 7])
   if e > 0 and seen[e] then
     dup[i] = true
   else
@@ -108,12 +113,19 @@ end
 
 -- The window fields are read only when an event may push to that window
 -- (every value read costs; a superset of what pass 1 finds it needs).
-local want_lat, want_dec = false, false
+-- Likewise a session's `started` and `prompts`: only for a session the
+-- batch ends, starts or prompts in (`full`).
+local want_lat, want_dec, full = false, false, {}
 for i = 0, n - 1 do
   local o = B + i * F
   local kind = ARGV[o + 1]
-  if kind == 't' and ARGV[o + 4] ~= '' then want_lat = true end
-  if kind == 'e' and ARGV[o + 6] ~= '' then want_dec = true end
+  if kind == 't' then
+    if ARGV[o + 4] ~= '' then want_lat = true end
+  elseif kind == 'e' then
+    if ARGV[o + 6] ~= '' then want_dec = true end
+  elseif kind ~= 'o' then
+    full[num(ARGV[o + 2])] = true
+  end
 end
 local tv, bad
 if want_dec then
@@ -159,24 +171,36 @@ local need_lat, need_dec = false, false
 for i = 0, n - 1 do
   if not dup[i] then
     local o = B + i * F
-    local kind, j, tool = ARGV[o + 1], tonumber(ARGV[o + 2]), ARGV[o + 3]
+    local kind, j, tool = ARGV[o + 1], num(ARGV[o + 2]), ARGV[o + 3]
     if kind ~= 'o' and S[j] == nil then
       local key = KEYS[NK + 2 * j - 1]
       local st = {sid = ARGV[SA + j], live = false, ended = false, touched = false, decs = {}}
       -- Every session hash this script writes has `last_seen`.
-      local v
-      v, bad = cm_read(NK + 2 * j - 1, 'HMGET', key, 'started', 'tool_runs', 'prompts', 'ok',
-        'known', 'last_seen', 'events', 'hk')
-      if bad then return bad end
-      if v[1] or v[2] or v[3] or v[4] or v[5] or v[6] then
-        if v[1] and not string.match(v[1], '^%d+$') then return data_error(NK + 2 * j - 1) end
-        st.live, st.started = true, v[1]
-        st.runs, st.prompts, st.ok, st.known = count(v[2]), count(v[3]), count(v[4]), count(v[5])
-        st.events = count(v[7])
+      local v, started, runs, prompts, ok, known, last, events, hk
+      if full[j] then
+        v, bad = cm_read(NK + 2 * j - 1, 'HMGET', key, 'started', 'tool_runs', 'prompts', 'ok',
+          'known', 'last_seen', 'events', 'hk')
+        if bad then return bad end
+        started, runs, prompts, ok, known, last, events, hk =
+          v[1], v[2], v[3], v[4], v[5], v[6], v[7], v[8]
+      else
+        -- Neither `started` nor `prompts` is read, written or returned.
+        v, bad = cm_read(NK + 2 * j - 1, 'HMGET', key, 'tool_runs', 'ok', 'known', 'last_seen',
+          'events', 'hk')
+        if bad then return bad end
+        runs, ok, known, last, events, hk = v[1], v[2], v[3], v[4], v[5], v[6]
+      end
+      if started or runs or prompts or ok or known or last then
+        if started and not string.match(started, '^%d+$') then
+          return data_error(NK + 2 * j - 1)
+        end
+        st.live, st.started = true, started
+        st.runs, st.prompts, st.ok, st.known = count(runs), count(prompts), count(ok), count(known)
+        st.events = count(events)
         if not (st.runs and st.prompts and st.ok and st.known and st.events) then
           return data_error(NK + 2 * j - 1)
         end
-        st.hk = v[8]
+        st.hk = hk
       end
       st.existed = st.live
       S[j] = st
@@ -235,15 +259,20 @@ end
 -- A window (list KEYS[i]) as the worker at (wgen, wseq) lacks it. Returns
 -- the reply part, the generation, the sequence number before the batch, the
 -- list's length, or nil and an error reply. `valid` checks one value.
-local function sync(i, gen, seq, wgen, wseq, valid)
+local function sync(i, gen, seq, seq_text, wgen, wseq_text, valid)
   local len, err = cm_read(i, 'LLEN', KEYS[i])
   if err then return nil, err end
   local part, from = {}, nil
   if not gen or len ~= math.min(seq, 100) then
     -- Never used, expired, or changed by someone else: a new generation
     -- holding what the list holds (checked below).
-    gen, seq = candidate, len
+    gen, seq, seq_text = candidate, len, nil
   end
+  -- The worker is up to date (the common case, compared as text).
+  if seq_text and wgen == gen and wseq_text == seq_text then
+    return part, gen, seq, len
+  end
+  local wseq = tonumber(wseq_text)
   if wgen ~= gen or wseq > seq or seq - wseq >= 100 then
     part = {2, gen, seq}
     from = 99
@@ -265,12 +294,12 @@ local L, D = {}, {}
 local lgen, lseq, llen = tv[6], T.lseq, 0
 local dgen, dseq, dlen = tv[9], T.dseq, 0
 if need_lat then
-  L, lgen, lseq, llen = sync(2, lgen, lseq, ARGV[13], tonumber(ARGV[14]),
+  L, lgen, lseq, llen = sync(2, lgen, lseq, tv[7], ARGV[13], ARGV[14],
     function(x) return string.match(x, '^%d+%.?%d*$') ~= nil end)
   if not L then return lgen end
 end
 if need_dec then
-  D, dgen, dseq, dlen = sync(3, dgen, dseq, ARGV[15], tonumber(ARGV[16]),
+  D, dgen, dseq, dlen = sync(3, dgen, dseq, tv[10], ARGV[15], ARGV[16],
     function(x) return x == '0' or x == '1' end)
   if not D then return dgen end
 end
@@ -334,7 +363,7 @@ for i = 0, n - 1 do
   else
     out[#out + 1] = 0
     local o = B + i * F
-    local kind, j, tool = ARGV[o + 1], tonumber(ARGV[o + 2]), ARGV[o + 3]
+    local kind, j, tool = ARGV[o + 1], num(ARGV[o + 2]), ARGV[o + 3]
     local dur, succ, acc = ARGV[o + 4], ARGV[o + 5], ARGV[o + 6]
     local st = S[j]
     if kind == 'x' then
@@ -482,7 +511,7 @@ do
       redis.call('PEXPIRE', K_LAT, wttl)
       tset('hkl', now_s)
     end
-    tset('lgen', lgen)
+    if lgen ~= tv[6] then tset('lgen', lgen) end
     tset('lseq', lseq + #lat_push)
   end
   if need_dec then
@@ -492,7 +521,7 @@ do
       redis.call('PEXPIRE', K_DEC, wttl)
       tset('hkd', now_s)
     end
-    tset('dgen', dgen)
+    if dgen ~= tv[9] then tset('dgen', dgen) end
     tset('dseq', dseq + #dec_push)
   end
   redis.call('HSET', K_TOTALS, unpack(tw))
