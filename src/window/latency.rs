@@ -103,6 +103,10 @@ impl LatencyWindow {
 
     /// Percentiles and mean, or `None` when empty.
     pub fn summary(&self) -> Option<LatencySummary> {
-        LatencySummary::from_sorted_keys(&self.sorted[..self.len], self.units)
+        if self.len == WINDOW {
+            // Full (the steady state): the ranks are constants.
+            return Some(LatencySummary::from_full_keys(&self.sorted, self.units));
+        }
+        LatencySummary::from_sorted_keys(self.sorted.get(..self.len)?, self.units)
     }
 }
