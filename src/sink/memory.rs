@@ -78,6 +78,13 @@ struct Store {
     tool_cache: [usize; CACHE],
 }
 
+/// The last tool of one `record` call looked up by its text: its address
+/// and row (valid for that call only, while its metrics are borrowed).
+#[derive(Debug, Default)]
+struct BatchTool {
+    last: Option<(usize, usize)>,
+}
+
 /// Entries in the caches of a [`Store`]: two-way, an address may sit in
 /// either of its two [`buckets`].
 const CACHE: usize = 64;
@@ -183,7 +190,7 @@ impl Store {
     /// The row of `tool` (1 or more), from the cache when `tool` is the
     /// allocation the row was made from (or a clone of it).
     #[inline(always)]
-    fn cached_tool_row(&mut self, tool: &Arc<str>) -> usize {
+    fn cached_tool_row(&mut self, tool: &Arc<str>, batch: &mut BatchTool) -> usize {
         let addr = tool.as_ptr() as usize;
         let (i, j) = buckets(addr);
         // `tools[row - 1]` is held by the store, so no other string lives
@@ -201,14 +208,31 @@ impl Store {
         if let Some(&row) = self.tool_cache.get(j).filter(|r| is(r)) {
             return row;
         }
-        self.tool_row_slowly(tool, i, j)
+        self.tool_row_slowly(tool, i, j, batch)
     }
 
     /// [`tool_row`](Self::tool_row), remembered in bucket `i` or `j` when
-    /// `tool` is the row's own allocation.
+    /// `tool` is the row's own allocation, and for the rest of the batch
+    /// in `batch` (a tool built anew for each event is looked up once per
+    /// batch, not once per metric).
     #[inline(never)]
-    fn tool_row_slowly(&mut self, tool: &Arc<str>, i: usize, j: usize) -> usize {
+    fn tool_row_slowly(
+        &mut self,
+        tool: &Arc<str>,
+        i: usize,
+        j: usize,
+        batch: &mut BatchTool,
+    ) -> usize {
+        let addr = tool.as_ptr() as usize;
+        if let Some((seen, row)) = batch.last {
+            // The batch's metrics are borrowed for the whole call, so an
+            // address seen in it is the same allocation, the same text.
+            if seen == addr {
+                return row;
+            }
+        }
         let row = self.tool_row(tool);
+        batch.last = Some((addr, row));
         let own = self
             .tools
             .get(row.wrapping_sub(1))
@@ -438,11 +462,12 @@ impl MetricSink for MemorySink {
     fn record(&self, metrics: &[Metric]) -> Result<(), SinkError> {
         let fenced_from = {
             let mut guard = self.inner.lock();
+            let mut batch = BatchTool::default();
             metrics.iter().position(|m| {
                 if m.generation.is_some() {
                     return true;
                 }
-                guard.put(self.capacity, m);
+                guard.put(self.capacity, m, &mut batch);
                 false
             })
         };
@@ -464,8 +489,9 @@ impl MemorySink {
         let refused = fence.admit(metrics, &mut keep);
         {
             let mut guard = self.inner.lock();
+            let mut batch = BatchTool::default();
             for (m, _) in metrics.iter().zip(&keep).filter(|(_, k)| **k) {
-                guard.put(self.capacity, m);
+                guard.put(self.capacity, m, &mut batch);
             }
         }
         drop(fence);
@@ -483,7 +509,7 @@ impl Store {
     /// Stores one metric: its series by slot and tool row, both usually
     /// from the caches (no hashing).
     #[inline(always)]
-    fn put(&mut self, capacity: usize, m: &Metric) {
+    fn put(&mut self, capacity: usize, m: &Metric, batch: &mut BatchTool) {
         let point = (m.at, m.value);
         let Some(slot) = self.slot_of(m.category, m.name) else {
             self.put_other(capacity, m);
@@ -491,7 +517,7 @@ impl Store {
         };
         let row = match &m.tool {
             None => 0,
-            Some(tool) => self.cached_tool_row(tool),
+            Some(tool) => self.cached_tool_row(tool, batch),
         };
         // Every row has SLOTS series and `slot < SLOTS`: always found.
         if let Some(series) = self.rows.get_mut(row * SLOTS + slot) {
