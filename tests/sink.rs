@@ -257,3 +257,148 @@ fn a_custom_sink_works_shared_and_boxed() {
     let mut calc = MetricsCalculator::builder().sink(boxed).build().unwrap();
     assert!(calc.process(&Event::tool_use("s", "bash")).is_ok());
 }
+
+/// Every name the calculator emits, with its category.
+const KNOWN_NAMES: [(Category, &str); 15] = [
+    (Category::Tools, names::TOOL_LATENCY_P50),
+    (Category::Tools, names::TOOL_LATENCY_P95),
+    (Category::Tools, names::TOOL_LATENCY_P99),
+    (Category::Tools, names::TOOL_LATENCY_AVG),
+    (Category::Tools, names::TOOL_SUCCESS_RATE),
+    (Category::Tools, names::TOOL_FREQUENCY),
+    (Category::Tools, names::OVERALL_SUCCESS_RATE),
+    (Category::Session, names::ACCEPTANCE_RATE),
+    (Category::Session, names::REJECTION_RATE),
+    (Category::Session, names::PROMPT_LENGTH),
+    (Category::Session, names::PROMPTS_PER_SESSION),
+    (Category::Session, names::SESSION_DURATION),
+    (Category::Session, names::TOOLS_PER_MINUTE),
+    (Category::Realtime, names::EVENTS_PER_SECOND),
+    (Category::Composite, names::PRODUCTIVITY_SCORE),
+];
+
+/// One metric of the property below, as indexes into its pools.
+#[derive(Debug, Clone)]
+struct Pick {
+    /// Into `KNOWN_NAMES`, or past it for a name no metric of the
+    /// calculator has.
+    name: usize,
+    /// Which copy of the name: 0 the constant itself, others the same text
+    /// at other addresses.
+    copy: usize,
+    /// A category other than the name's own (another series).
+    other_category: bool,
+    /// Into the tool pool (`None`: unlabelled).
+    tool: Option<usize>,
+    value: u8,
+}
+
+fn pick() -> impl proptest::strategy::Strategy<Value = Pick> {
+    use proptest::prelude::*;
+    (
+        0usize..18,
+        0usize..3,
+        proptest::bool::weighted(0.1),
+        proptest::option::of(0usize..6),
+        any::<u8>(),
+    )
+        .prop_map(|(name, copy, other_category, tool, value)| Pick {
+            name,
+            copy,
+            other_category,
+            tool,
+            value,
+        })
+}
+
+proptest::proptest! {
+    /// The sink finds series by the address of a name's and a tool's text
+    /// (caches): whatever addresses the same texts come at, and whichever
+    /// allocation of a tool name, it stores what a map keyed by the texts
+    /// stores.
+    #[test]
+    fn memory_sink_matches_a_map_keyed_by_text(
+        batches in proptest::collection::vec(proptest::collection::vec(pick(), 0..12), 1..40),
+        capacity in 1usize..6,
+    ) {
+        use std::collections::HashMap;
+        // Each known name at three addresses (the constant and two leaked
+        // copies), plus names the calculator never emits.
+        let copies: Vec<[&'static str; 3]> = KNOWN_NAMES
+            .iter()
+            .map(|(_, n)| [*n, &*String::from(*n).leak(), &*String::from(*n).leak()])
+            // The last: a prefix of a known name, at that name's address.
+            .chain(["custom_a", "custom_b", &names::TOOL_LATENCY_P50[..15]].iter().map(|n| [*n, *n, *n]))
+            .collect();
+        // Tool names: three texts, each in two allocations.
+        let tools: Vec<Arc<str>> = ["bash", "grep", "edit", "bash", "grep", "edit"]
+            .iter()
+            .map(|t| Arc::from(*t))
+            .collect();
+        let sink = MemorySink::with_capacity(capacity);
+        let mut model: HashMap<SeriesKey, Vec<(Duration, f64)>> = HashMap::new();
+        let mut t = 0u64;
+        for batch in batches {
+            let mut metrics = Vec::new();
+            for p in batch {
+                t += 1;
+                let name = copies[p.name][p.copy];
+                let category = match KNOWN_NAMES.get(p.name) {
+                    Some((c, _)) if !p.other_category => *c,
+                    Some((Category::Realtime, _)) => Category::Tools,
+                    Some(_) => Category::Realtime,
+                    None if p.other_category => Category::Realtime,
+                    None => Category::Tools,
+                };
+                let mut m = Metric::new(category, name, f64::from(p.value), at(t));
+                if let Some(i) = p.tool {
+                    m = m.with_tool(Arc::clone(&tools[i]));
+                }
+                let mut key = SeriesKey::new(category, name);
+                key.tool = m.tool.as_deref().map(Arc::from);
+                let series = model.entry(key).or_default();
+                series.push((m.at, m.value));
+                if series.len() > capacity {
+                    series.remove(0);
+                }
+                metrics.push(m);
+            }
+            sink.record(&metrics).unwrap();
+        }
+        let mut keys: Vec<SeriesKey> = model.keys().cloned().collect();
+        keys.sort();
+        proptest::prop_assert_eq!(sink.keys(), keys);
+        for (key, series) in &model {
+            proptest::prop_assert_eq!(&sink.series(key), series, "{:?}", key);
+            proptest::prop_assert_eq!(sink.latest(key), series.last().map(|(_, v)| *v));
+        }
+    }
+}
+
+/// Many addresses of the same names (more than the sink remembers) and
+/// many allocations of the same tool: every metric still lands in its
+/// series.
+#[test]
+fn memory_sink_stores_by_text_however_many_addresses() {
+    let sink = MemorySink::with_capacity(10_000);
+    let mut expected = 0usize;
+    for i in 0..500u64 {
+        let (category, name) = KNOWN_NAMES[(i % 15) as usize];
+        let leaked: &'static str = String::from(name).leak();
+        let tool: Arc<str> = Arc::from(format!("tool{}", i / 15 % 3));
+        sink.record(&[
+            Metric::new(category, leaked, i as f64, at(i)),
+            Metric::new(category, leaked, i as f64, at(i)).with_tool(tool),
+        ])
+        .unwrap();
+        expected += 2;
+    }
+    let total: usize = sink.keys().iter().map(|k| sink.series(k).len()).sum();
+    assert_eq!(total, expected);
+    // 15 unlabelled series, 15 names x 3 tools labelled.
+    assert_eq!(sink.len(), 15 + 45);
+    let p50 = SeriesKey::new(Category::Tools, names::TOOL_LATENCY_P50).with_tool("tool0");
+    // i = 0, 45, 90, ..., 495: 12 of them.
+    assert_eq!(sink.series(&p50).len(), 12);
+    assert_eq!(sink.latest(&p50), Some(495.0));
+}

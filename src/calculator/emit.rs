@@ -7,9 +7,30 @@ use crate::event::{Event, EventType};
 use crate::metric::{names, Category, Metric};
 use crate::state::Observation;
 
+/// A metric built whole, labels included (no copy through a builder).
+#[inline(always)]
+fn metric(
+    category: Category,
+    name: &'static str,
+    value: f64,
+    at: Duration,
+    tool: Option<Arc<str>>,
+    session: Option<Arc<str>>,
+) -> Metric {
+    Metric {
+        category,
+        name,
+        value,
+        tool,
+        session,
+        at,
+        generation: None,
+    }
+}
+
 /// Appends the metrics one event produced.
 pub(crate) fn push_metrics(event: &Event, obs: &Observation, at: Duration, out: &mut Vec<Metric>) {
-    let plain = |name, value| Metric::new(Category::Tools, name, value, at);
+    let plain = |name, value| metric(Category::Tools, name, value, at, None, None);
     if let Some(l) = obs.latency {
         // One push each: built in place, no array copied in.
         out.push(plain(names::TOOL_LATENCY_P50, l.p50));
@@ -18,7 +39,16 @@ pub(crate) fn push_metrics(event: &Event, obs: &Observation, at: Duration, out: 
         out.push(plain(names::TOOL_LATENCY_AVG, l.avg));
     }
     if let Some(tool) = event.named_tool() {
-        let tool_metric = |name, value| plain(name, value).with_tool(Arc::clone(tool));
+        let tool_metric = |name, value| {
+            metric(
+                Category::Tools,
+                name,
+                value,
+                at,
+                Some(Arc::clone(tool)),
+                None,
+            )
+        };
         if let Some(rate) = obs.tool_success_rate {
             out.push(tool_metric(names::TOOL_SUCCESS_RATE, rate));
         }
@@ -30,21 +60,19 @@ pub(crate) fn push_metrics(event: &Event, obs: &Observation, at: Duration, out: 
         out.push(plain(names::OVERALL_SUCCESS_RATE, rate));
     }
     let session = |name, value| {
-        Metric::new(Category::Session, name, value, at).with_session(Arc::clone(&event.session_id))
+        metric(
+            Category::Session,
+            name,
+            value,
+            at,
+            None,
+            Some(Arc::clone(&event.session_id)),
+        )
     };
     if let Some(rate) = obs.acceptance_rate {
-        out.push(Metric::new(
-            Category::Session,
-            names::ACCEPTANCE_RATE,
-            rate,
-            at,
-        ));
-        out.push(Metric::new(
-            Category::Session,
-            names::REJECTION_RATE,
-            100.0 - rate,
-            at,
-        ));
+        let unlabelled = |name, value| metric(Category::Session, name, value, at, None, None);
+        out.push(unlabelled(names::ACCEPTANCE_RATE, rate));
+        out.push(unlabelled(names::REJECTION_RATE, 100.0 - rate));
     }
     if event.event_type == EventType::UserPrompt {
         if let Some(len) = event.payload.prompt_length {
@@ -65,10 +93,12 @@ pub(crate) fn push_metrics(event: &Event, obs: &Observation, at: Duration, out: 
         }
         out.push(session(names::PROMPTS_PER_SESSION, end.prompts as f64));
     }
-    out.push(Metric::new(
+    out.push(metric(
         Category::Realtime,
         names::EVENTS_PER_SECOND,
         obs.events_per_second,
         at,
+        None,
+        None,
     ));
 }

@@ -42,11 +42,14 @@ use crate::error::{ConfigError, Error};
 #[derive(Debug, Clone, Copy)]
 pub struct TimeBased {
     period_secs: u64,
+    /// The last second found not due (0: none yet; second 0 is always
+    /// due), so the events of that second skip without dividing.
+    not_due_sec: u64,
 }
 
 impl Default for TimeBased {
     fn default() -> Self {
-        Self { period_secs: 10 }
+        Self::every(Duration::from_secs(10))
     }
 }
 
@@ -57,6 +60,7 @@ impl TimeBased {
     pub fn every(period: Duration) -> Self {
         Self {
             period_secs: period.as_secs(),
+            not_due_sec: 0,
         }
     }
 
@@ -91,6 +95,14 @@ impl CompositeScheduler for TimeBased {
 
     #[inline]
     fn skip_fast(&mut self, now: std::time::Duration) -> bool {
-        now.as_secs().checked_rem(self.period_secs) != Some(0)
+        let sec = now.as_secs();
+        if sec == self.not_due_sec {
+            return true;
+        }
+        let skip = sec.checked_rem(self.period_secs) != Some(0);
+        if skip {
+            self.not_due_sec = sec;
+        }
+        skip
     }
 }

@@ -30,9 +30,6 @@ const KNOWN: [(Category, &str); 15] = [
 
 const SLOTS: usize = KNOWN.len();
 
-/// [`KNOWN`] in one place in memory, not copied at each use.
-static KNOWN_REF: [(Category, &str); SLOTS] = KNOWN;
-
 /// The slot of `category/name` in [`KNOWN`], if it is one of them. A match
 /// on the name compiles to a length test and a fixed-size comparison, no
 /// hashing.
@@ -74,9 +71,50 @@ struct Store {
     tool_rows: HashMap<Arc<str>, usize>,
     /// Series of any other metric.
     other: HashMap<SeriesKey, Points>,
-    /// Per slot, the address its name was last found at (0: none yet).
-    seen: [usize; SLOTS],
+    /// Known names by the address of their text (see [`NameSeen`]).
+    names: [NameSeen; CACHE],
+    /// Tool rows by the address of the tool's text: a row `r > 0` found
+    /// here is the tool's only if `tools[r - 1]` is that very allocation.
+    tool_cache: [usize; CACHE],
 }
+
+/// The last tool of one `record` call looked up by its text: its address
+/// and row (valid for that call only, while its metrics are borrowed).
+#[derive(Debug, Default)]
+struct BatchTool {
+    last: Option<(usize, usize)>,
+}
+
+/// Entries in the caches of a [`Store`]: two-way, an address may sit in
+/// either of its two [`buckets`].
+const CACHE: usize = 64;
+
+/// The two buckets of an address in a cache of [`CACHE`] entries (Fibonacci
+/// hashing: two groups of six bits from the top of the product).
+#[inline(always)]
+fn buckets(addr: usize) -> (usize, usize) {
+    let h = (addr as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    ((h >> 58) as usize, (h >> 52) as usize % CACHE)
+}
+
+/// A known metric name last found at `addr`, `len` bytes long, in
+/// `category`: its slot. A `&'static str` at one address and length always
+/// holds the same text, so a match needs no comparison of the text.
+#[derive(Debug, Clone, Copy)]
+struct NameSeen {
+    /// 0: empty (no `&str` points at address 0).
+    addr: usize,
+    len: usize,
+    category: Category,
+    slot: usize,
+}
+
+const NO_NAME: NameSeen = NameSeen {
+    addr: 0,
+    len: 0,
+    category: Category::Tools,
+    slot: 0,
+};
 
 impl Default for Store {
     fn default() -> Self {
@@ -85,7 +123,8 @@ impl Default for Store {
             tools: Vec::new(),
             tool_rows: HashMap::default(),
             other: HashMap::default(),
-            seen: [0; SLOTS],
+            names: [NO_NAME; CACHE],
+            tool_cache: [0; CACHE],
         }
     }
 }
@@ -103,29 +142,115 @@ impl Store {
         series.filter(|s| !s.is_empty())
     }
 
-    /// [`known_slot`] of a metric's name, looking first among the slots
-    /// from `from` on for one last found at the name's very address (a
-    /// `&'static str` at one address always holds the same text): the
-    /// calculator emits in slot order, so this is usually the first or
-    /// second slot tried, a few instructions each.
-    fn slot_of(&mut self, category: Category, name: &'static str, from: usize) -> Option<usize> {
+    /// [`known_slot`] of a metric's name, from the cache when the name was
+    /// last found at the same address (a few instructions, no hashing of
+    /// the text).
+    #[inline(always)]
+    fn slot_of(&mut self, category: Category, name: &'static str) -> Option<usize> {
         let addr = name.as_ptr() as usize;
-        let mut slot = from;
-        while let (Some(seen), Some((c, known))) = (self.seen.get(slot), KNOWN_REF.get(slot)) {
-            if *seen == addr && *c == category && known.len() == name.len() {
-                return Some(slot);
-            }
-            slot += 1;
+        let (i, j) = buckets(addr);
+        let is = |seen: &NameSeen| {
+            seen.addr == addr && seen.len == name.len() && seen.category == category
+        };
+        if let Some(seen) = self.names.get(i).filter(|s| is(s)) {
+            return Some(seen.slot);
         }
+        if let Some(seen) = self.names.get(j).filter(|s| is(s)) {
+            return Some(seen.slot);
+        }
+        self.slot_of_slowly(category, name, i, j)
+    }
+
+    /// [`known_slot`], remembered in bucket `i` or `j` when found.
+    #[inline(never)]
+    fn slot_of_slowly(
+        &mut self,
+        category: Category,
+        name: &'static str,
+        i: usize,
+        j: usize,
+    ) -> Option<usize> {
         let slot = known_slot(category, name)?;
-        if let Some(seen) = self.seen.get_mut(slot) {
-            *seen = addr;
+        let at = if self.names.get(i).is_some_and(|s| s.addr == 0) {
+            i
+        } else {
+            j
+        };
+        if let Some(seen) = self.names.get_mut(at) {
+            *seen = NameSeen {
+                addr: name.as_ptr() as usize,
+                len: name.len(),
+                category,
+                slot,
+            };
         }
         Some(slot)
     }
 
+    /// The row of `tool` (1 or more), from the cache when `tool` is the
+    /// allocation the row was made from (or a clone of it).
+    #[inline(always)]
+    fn cached_tool_row(&mut self, tool: &Arc<str>, batch: &mut BatchTool) -> usize {
+        let addr = tool.as_ptr() as usize;
+        let (i, j) = buckets(addr);
+        // `tools[row - 1]` is held by the store, so no other string lives
+        // at its address: the same address is the same text.
+        let is = |row: &usize| {
+            *row > 0
+                && self
+                    .tools
+                    .get(*row - 1)
+                    .is_some_and(|t| t.as_ptr() as usize == addr)
+        };
+        if let Some(&row) = self.tool_cache.get(i).filter(|r| is(r)) {
+            return row;
+        }
+        if let Some(&row) = self.tool_cache.get(j).filter(|r| is(r)) {
+            return row;
+        }
+        self.tool_row_slowly(tool, i, j, batch)
+    }
+
+    /// [`tool_row`](Self::tool_row), remembered in bucket `i` or `j` when
+    /// `tool` is the row's own allocation, and for the rest of the batch
+    /// in `batch` (a tool built anew for each event is looked up once per
+    /// batch, not once per metric).
+    #[inline(never)]
+    fn tool_row_slowly(
+        &mut self,
+        tool: &Arc<str>,
+        i: usize,
+        j: usize,
+        batch: &mut BatchTool,
+    ) -> usize {
+        let addr = tool.as_ptr() as usize;
+        if let Some((seen, row)) = batch.last {
+            // The batch's metrics are borrowed for the whole call, so an
+            // address seen in it is the same allocation, the same text.
+            if seen == addr {
+                return row;
+            }
+        }
+        let row = self.tool_row(tool);
+        batch.last = Some((addr, row));
+        let own = self
+            .tools
+            .get(row.wrapping_sub(1))
+            .is_some_and(|t| Arc::ptr_eq(t, tool));
+        if own {
+            let at = if self.tool_cache.get(i) == Some(&0) {
+                i
+            } else {
+                j
+            };
+            if let Some(cached) = self.tool_cache.get_mut(at) {
+                *cached = row;
+            }
+        }
+        row
+    }
+
     /// The row of `tool` (1 or more), added if new.
-    #[inline]
     fn tool_row(&mut self, tool: &Arc<str>) -> usize {
         if let Some(row) = self.tool_rows.get(&**tool) {
             return *row;
@@ -328,20 +453,21 @@ impl MemorySink {
 }
 
 impl MetricSink for MemorySink {
-    /// Finds each metric's series by its slot (a match on the name, no
-    /// hashing) and its tool's row (looked up once for consecutive metrics
-    /// of the same tool); only metrics of other names are hashed. Metrics
+    /// Finds each metric's series by its slot and its tool's row, both
+    /// remembered by the address of the text (no hashing for names and
+    /// tools seen before at that address); only metrics of other names, and
+    /// tools at a new address, are hashed. Metrics
     /// are stored as they come until the first fenced one (a composite with
     /// a generation); from there the batch goes through the fence.
     fn record(&self, metrics: &[Metric]) -> Result<(), SinkError> {
         let fenced_from = {
             let mut guard = self.inner.lock();
-            let mut cursor = Cursor::default();
+            let mut batch = BatchTool::default();
             metrics.iter().position(|m| {
                 if m.generation.is_some() {
                     return true;
                 }
-                guard.put(self.capacity, m, &mut cursor);
+                guard.put(self.capacity, m, &mut batch);
                 false
             })
         };
@@ -363,9 +489,9 @@ impl MemorySink {
         let refused = fence.admit(metrics, &mut keep);
         {
             let mut guard = self.inner.lock();
-            let mut cursor = Cursor::default();
+            let mut batch = BatchTool::default();
             for (m, _) in metrics.iter().zip(&keep).filter(|(_, k)| **k) {
-                guard.put(self.capacity, m, &mut cursor);
+                guard.put(self.capacity, m, &mut batch);
             }
         }
         drop(fence);
@@ -379,47 +505,35 @@ impl MemorySink {
     }
 }
 
-/// Where a batch's last lookups landed, to start the next one there.
-#[derive(Default)]
-struct Cursor {
-    /// The last tool looked up: its string's address and its row.
-    last_tool: Option<(*const u8, usize)>,
-    /// Where the next metric's slot is likely to be.
-    next: usize,
-}
-
 impl Store {
-    /// Stores one metric: its series by slot (no hashing) and tool row.
+    /// Stores one metric: its series by slot and tool row, both usually
+    /// from the caches (no hashing).
     #[inline(always)]
-    fn put(&mut self, capacity: usize, m: &Metric, cursor: &mut Cursor) {
+    fn put(&mut self, capacity: usize, m: &Metric, batch: &mut BatchTool) {
         let point = (m.at, m.value);
-        let found = match self.slot_of(m.category, m.name, cursor.next) {
-            None if cursor.next > 0 => self.slot_of(m.category, m.name, 0),
-            found => found,
-        };
-        let Some(slot) = found else {
-            let key = SeriesKey::of(m);
-            match self.other.get_mut(&key) {
-                Some(series) => series.push(capacity, point),
-                None => self.other.entry(key).or_default().push(capacity, point),
-            }
+        let Some(slot) = self.slot_of(m.category, m.name) else {
+            self.put_other(capacity, m);
             return;
         };
-        cursor.next = slot + 1;
         let row = match &m.tool {
             None => 0,
-            Some(tool) => match cursor.last_tool {
-                Some((seen, row)) if std::ptr::eq(seen, tool.as_ptr()) => row,
-                _ => {
-                    let row = self.tool_row(tool);
-                    cursor.last_tool = Some((tool.as_ptr(), row));
-                    row
-                }
-            },
+            Some(tool) => self.cached_tool_row(tool, batch),
         };
         // Every row has SLOTS series and `slot < SLOTS`: always found.
         if let Some(series) = self.rows.get_mut(row * SLOTS + slot) {
             series.push(capacity, point);
+        }
+    }
+
+    /// Stores a metric of a name that is not [`KNOWN`], by its key.
+    #[cold]
+    #[inline(never)]
+    fn put_other(&mut self, capacity: usize, m: &Metric) {
+        let point = (m.at, m.value);
+        let key = SeriesKey::of(m);
+        match self.other.get_mut(&key) {
+            Some(series) => series.push(capacity, point),
+            None => self.other.entry(key).or_default().push(capacity, point),
         }
     }
 }

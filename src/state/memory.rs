@@ -340,7 +340,7 @@ impl Data {
         Ok(())
     }
 
-    #[inline]
+    #[inline(always)]
     fn apply(&mut self, e: &Event, now: Duration) -> Observation {
         let mut obs = Observation::default();
         self.records += 1;

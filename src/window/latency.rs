@@ -62,14 +62,15 @@ impl LatencyWindow {
     /// (the calculator validates them); ordering uses `f64::total_cmp`.
     pub fn push(&mut self, value: f64) {
         let key = order_key(value);
-        let at = self.sorted[..self.len].partition_point(|k| *k < key);
         if self.len == WINDOW {
             // Evict the oldest and insert `value` with one shift of the
             // values between their two places. Equal values under
             // `total_cmp` are the same bits, so which copy goes is moot.
+            // Both searches run over the whole array, of a constant length.
+            let at = self.sorted.partition_point(|k| *k < key);
             let old = self.ring[self.head];
             let old_key = order_key(old);
-            let from = self.sorted[..self.len].partition_point(|k| *k < old_key);
+            let from = self.sorted.partition_point(|k| *k < old_key);
             if from < at {
                 // `at > from >= 0`, so `at - 1` is in bounds.
                 self.sorted.copy_within(from + 1..at, from);
@@ -82,6 +83,7 @@ impl LatencyWindow {
             self.units -= to_units(old);
         } else {
             // `len < WINDOW`: room for one more.
+            let at = self.sorted[..self.len].partition_point(|k| *k < key);
             self.sorted.copy_within(at..self.len, at + 1);
             self.sorted[at] = key;
             self.len += 1;
@@ -103,6 +105,10 @@ impl LatencyWindow {
 
     /// Percentiles and mean, or `None` when empty.
     pub fn summary(&self) -> Option<LatencySummary> {
-        LatencySummary::from_sorted_keys(&self.sorted[..self.len], self.units)
+        if self.len == WINDOW {
+            // Full (the steady state): the ranks are constants.
+            return Some(LatencySummary::from_full_keys(&self.sorted, self.units));
+        }
+        LatencySummary::from_sorted_keys(self.sorted.get(..self.len)?, self.units)
     }
 }
