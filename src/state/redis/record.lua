@@ -39,6 +39,9 @@
 -- the writes come last and cannot fail. So an error reply means nothing
 -- changed.
 
+-- Globals read in loops, as locals (a register, not a table look-up).
+local ARGV, KEYS, tonumber = ARGV, KEYS, tonumber
+
 local reset = cm_epoch(7, ARGV[8], ARGV[9])
 if reset then return reset end
 
@@ -47,10 +50,18 @@ local now_str = ARGV[2]
 -- cost, so only what arithmetic needs is converted, when it needs it.
 local sttl, wttl, dedup = ARGV[3], ARGV[4], ARGV[7]
 local candidate = ARGV[9]
--- A count or index from ARGV: the common 0 and 1 without `tonumber`.
+-- A count or index from ARGV: the common 0 and 1 without `tonumber`, any
+-- other converted once per script run (a batch names its sessions and ids
+-- by index, event after event).
+local nums = {}
 local function num(v)
   if v == '1' then return 1 elseif v == '0' then return 0 end
-  return tonumber(v)
+  local x = nums[v]
+  if not x then
+    x = tonumber(v)
+    nums[v] = x
+  end
+  return x
 end
 local n, ns, ne = num(ARGV[10]), num(ARGV[11]), num(ARGV[12])
 local F, B, NK, SA = 7, 17 + ns, 7, 17
@@ -356,26 +367,36 @@ elseif not rate_same then
 end
 
 -- Pass 2: apply, in Lua.
-local out, lat_push, dec_push = {0, total, L, D}, {}, {}
+-- `no`, `nl`, `nd`: the lengths of `out`, `lat_push`, `dec_push` (kept, not
+-- recounted with `#` at every append).
+local out, lat_push, dec_push, no, nl, nd = {0, total, L, D}, {}, {}, 4, 0, 0
 for i = 0, n - 1 do
   if dup[i] then
-    out[#out + 1] = 1
+    no = no + 1
+    out[no] = 1
   else
-    out[#out + 1] = 0
+    no = no + 1
+    out[no] = 0
     local o = B + i * F
     local kind, j, tool = ARGV[o + 1], num(ARGV[o + 2]), ARGV[o + 3]
     local dur, succ, acc = ARGV[o + 4], ARGV[o + 5], ARGV[o + 6]
     local st = S[j]
     if kind == 'x' then
       if st.live and st.started then
-        out[#out + 1] = st.started
-        out[#out + 1] = st.runs
-        out[#out + 1] = st.prompts
+        no = no + 1
+        out[no] = st.started
+        no = no + 1
+        out[no] = st.runs
+        no = no + 1
+        out[no] = st.prompts
         st.live, st.ended, st.decs = false, true, {}
       else
-        out[#out + 1] = ''
-        out[#out + 1] = 0
-        out[#out + 1] = 0
+        no = no + 1
+        out[no] = ''
+        no = no + 1
+        out[no] = 0
+        no = no + 1
+        out[no] = 0
       end
     elseif kind ~= 'o' then
       if not st.live then
@@ -386,36 +407,47 @@ for i = 0, n - 1 do
       st.events = st.events + 1
       if kind == 't' then
         T.runs, T.w_runs = T.runs + 1, true
-        out[#out + 1] = T.runs
+        no = no + 1
+        out[no] = T.runs
         st.runs, st.w_runs = st.runs + 1, true
-        if dur ~= '' then lat_push[#lat_push + 1] = dur end
+        if dur ~= '' then
+          nl = nl + 1
+          lat_push[nl] = dur
+        end
         local okv = 0
         if succ == '1' then okv = 1 end
         local tr = nil
         if tool ~= '' then
           tr = tools[tool]
           tr.runs = tr.runs + 1
-          out[#out + 1] = tr.runs
+          no = no + 1
+          out[no] = tr.runs
         end
         if succ ~= '' then
           T.ok, T.known, T.w_ok = T.ok + okv, T.known + 1, true
-          out[#out + 1] = T.ok
-          out[#out + 1] = T.known
+          no = no + 1
+          out[no] = T.ok
+          no = no + 1
+          out[no] = T.known
           st.ok, st.known, st.w_ok = st.ok + okv, st.known + 1, true
           if tr then
             tr.ok, tr.known = tr.ok + okv, tr.known + 1
-            out[#out + 1] = tr.ok
-            out[#out + 1] = tr.known
+            no = no + 1
+            out[no] = tr.ok
+            no = no + 1
+            out[no] = tr.known
           end
         end
       elseif kind == 'e' then
         if acc ~= '' then
-          dec_push[#dec_push + 1] = acc
+          nd = nd + 1
+          dec_push[nd] = acc
           st.decs[#st.decs + 1] = acc
         end
       elseif kind == 'p' then
         st.prompts, st.w_prompts = st.prompts + 1, true
-        out[#out + 1] = st.prompts
+        no = no + 1
+        out[no] = st.prompts
       elseif kind == 's' then
         st.started, st.w_started = now_str, true
       end
@@ -506,23 +538,23 @@ do
   end
   if need_lat then
     push_all(K_LAT, lat_push)
-    if llen + #lat_push > 100 then redis.call('LTRIM', K_LAT, '0', '99') end
+    if llen + nl > 100 then redis.call('LTRIM', K_LAT, '0', '99') end
     if llen == 0 or tv[8] ~= now_s then
       redis.call('PEXPIRE', K_LAT, wttl)
       tset('hkl', now_s)
     end
     if lgen ~= tv[6] then tset('lgen', lgen) end
-    tset('lseq', lseq + #lat_push)
+    tset('lseq', lseq + nl)
   end
   if need_dec then
     push_all(K_DEC, dec_push)
-    if dlen + #dec_push > 100 then redis.call('LTRIM', K_DEC, '0', '99') end
+    if dlen + nd > 100 then redis.call('LTRIM', K_DEC, '0', '99') end
     if dlen == 0 or tv[11] ~= now_s then
       redis.call('PEXPIRE', K_DEC, wttl)
       tset('hkd', now_s)
     end
     if dgen ~= tv[9] then tset('dgen', dgen) end
-    tset('dseq', dseq + #dec_push)
+    tset('dseq', dseq + nd)
   end
   redis.call('HSET', K_TOTALS, unpack(tw))
   -- The set lives as long as its newest member.
