@@ -11,15 +11,19 @@
 --       kind (t e p s x o), session index (1..ns; 0 for kind o), tool (''
 --       for none), duration ('' for none), success ('1' '0' ''), accepted
 --       ('1' '0' ''), id index (0 for none, else 1..ne).
--- Reply: {0, events in the rate window before the batch, L, D, per event
--- values...} or the epoch's reply (see prelude.lua). L and D bring the
--- worker's copy of the latency and decision windows up to date as they were
--- before the batch: {} (it lacks nothing), {1, v...} (the values it lacks,
--- newest first) or {2, generation, sequence, v...} (the whole window; drop
--- the copy). Per event: 1 (a duplicate), or 0 and then, by kind: t: runs,
--- then tool runs if named, ok and known if it has an outcome, tool ok and
--- tool known if both; p: prompts; x: started ('' if none), session tool
--- runs, prompts; others nothing.
+-- Reply: {0, events in the rate window before the batch, L, D, d, the
+-- 1-based positions of the d duplicates, then, if any event was applied, the
+-- state before the batch that the worker replays it on} or the epoch's reply
+-- (see prelude.lua). L and D bring the worker's copy of the latency and
+-- decision windows up to date as they were before the batch: {} (it lacks
+-- nothing), {1, v...} (the values it lacks, newest first) or {2, generation,
+-- sequence, v...} (the whole window; drop the copy). The state: tool runs,
+-- ok and known of the namespace if an applied event is a tool run; runs, ok
+-- and known of each tool the applied tool runs name, in the order they first
+-- name it; for each session index (1..ns, in order) with an event of kind p,
+-- s or x (duplicates included): live (1/0), started ('' if none), tool runs,
+-- prompts. The worker replays the batch on it as pass 2 below does: a reply
+-- of a few values per batch instead of several per event.
 --
 -- Windows: `totals` keeps, per window, a generation (a token, new whenever
 -- the list was found changed by anyone else, expired or never used) and a
@@ -106,8 +110,8 @@ for i = 0, n - 1 do
 end
 end
 if applied == 0 then
-  local out = {0, 0, {}, {}}
-  for _ = 1, n do out[#out + 1] = 1 end
+  local out = {0, 0, {}, {}, n}
+  for i = 1, n do out[4 + 1 + i] = i end
   return out
 end
 
@@ -178,7 +182,7 @@ end
 
 local S, counted, dk_checked, tools, tool_list = {}, {}, {}, {}, {}
 local live, new_s, hlen, new_t = nil, 0, nil, 0
-local need_lat, need_dec = false, false
+local need_lat, need_dec, any_run = false, false, false
 for i = 0, n - 1 do
   if not dup[i] then
     local o = B + i * F
@@ -243,6 +247,7 @@ for i = 0, n - 1 do
       end
     end
     if kind == 't' then
+      any_run = true
       if ARGV[o + 4] ~= '' then need_lat = true end
       if tool ~= '' and tools[tool] == nil then
         local r
@@ -366,37 +371,50 @@ elseif not rate_same then
   if sec == now_sec then sec = ARGV[1] end
 end
 
--- Pass 2: apply, in Lua.
--- `no`, `nl`, `nd`: the lengths of `out`, `lat_push`, `dec_push` (kept, not
--- recounted with `#` at every append).
-local out, lat_push, dec_push, no, nl, nd = {0, total, L, D}, {}, {}, 4, 0, 0
+-- The reply, from the state before the batch (the worker replays the batch
+-- on it; see the top of this file).
+local out, no = {0, total, L, D, 0}, 5
 for i = 0, n - 1 do
   if dup[i] then
     no = no + 1
-    out[no] = 1
-  else
-    no = no + 1
-    out[no] = 0
+    out[no] = i + 1
+  end
+end
+out[5] = no - 5
+if any_run then
+  out[no + 1], out[no + 2], out[no + 3] = T.runs, T.ok, T.known
+  no = no + 3
+end
+for _, tool in ipairs(tool_list) do
+  local tr = tools[tool]
+  out[no + 1], out[no + 2], out[no + 3] = tr.runs, tr.ok, tr.known
+  no = no + 3
+end
+for j = 1, ns do
+  if full[j] then
+    local st = S[j]
+    if st and st.live then
+      out[no + 1], out[no + 2], out[no + 3], out[no + 4] = 1, st.started or '', st.runs, st.prompts
+    else
+      out[no + 1], out[no + 2], out[no + 3], out[no + 4] = 0, '', 0, 0
+    end
+    no = no + 4
+  end
+end
+
+-- Pass 2: apply, in Lua.
+-- `nl`, `nd`: the lengths of `lat_push`, `dec_push` (kept, not recounted
+-- with `#` at every append).
+local lat_push, dec_push, nl, nd = {}, {}, 0, 0
+for i = 0, n - 1 do
+  if not dup[i] then
     local o = B + i * F
     local kind, j, tool = ARGV[o + 1], num(ARGV[o + 2]), ARGV[o + 3]
     local dur, succ, acc = ARGV[o + 4], ARGV[o + 5], ARGV[o + 6]
     local st = S[j]
     if kind == 'x' then
       if st.live and st.started then
-        no = no + 1
-        out[no] = st.started
-        no = no + 1
-        out[no] = st.runs
-        no = no + 1
-        out[no] = st.prompts
         st.live, st.ended, st.decs = false, true, {}
-      else
-        no = no + 1
-        out[no] = ''
-        no = no + 1
-        out[no] = 0
-        no = no + 1
-        out[no] = 0
       end
     elseif kind ~= 'o' then
       if not st.live then
@@ -407,8 +425,6 @@ for i = 0, n - 1 do
       st.events = st.events + 1
       if kind == 't' then
         T.runs, T.w_runs = T.runs + 1, true
-        no = no + 1
-        out[no] = T.runs
         st.runs, st.w_runs = st.runs + 1, true
         if dur ~= '' then
           nl = nl + 1
@@ -420,22 +436,12 @@ for i = 0, n - 1 do
         if tool ~= '' then
           tr = tools[tool]
           tr.runs = tr.runs + 1
-          no = no + 1
-          out[no] = tr.runs
         end
         if succ ~= '' then
           T.ok, T.known, T.w_ok = T.ok + okv, T.known + 1, true
-          no = no + 1
-          out[no] = T.ok
-          no = no + 1
-          out[no] = T.known
           st.ok, st.known, st.w_ok = st.ok + okv, st.known + 1, true
           if tr then
             tr.ok, tr.known = tr.ok + okv, tr.known + 1
-            no = no + 1
-            out[no] = tr.ok
-            no = no + 1
-            out[no] = tr.known
           end
         end
       elseif kind == 'e' then
@@ -446,8 +452,6 @@ for i = 0, n - 1 do
         end
       elseif kind == 'p' then
         st.prompts, st.w_prompts = st.prompts + 1, true
-        no = no + 1
-        out[no] = st.prompts
       elseif kind == 's' then
         st.started, st.w_started = now_str, true
       end

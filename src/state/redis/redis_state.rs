@@ -205,7 +205,7 @@ fn bit(b: Option<bool>) -> &'static str {
     }
 }
 
-fn kind(t: EventType) -> &'static str {
+pub(super) fn kind(t: EventType) -> &'static str {
     if t.is_tool() {
         "t"
     } else if t.is_edit() {
@@ -429,7 +429,7 @@ impl RedisState {
             typed(OP, &keys, e)
         })?;
         let items = self.epoch.check(OP, &reply)?;
-        let applied = mirror.read(OP, items, events, now, emit);
+        let applied = mirror.read(OP, items, events, &batch.refs, now, emit);
         if applied.is_err() {
             // The copies may be half updated: ask for whole windows next time.
             *mirror = Mirror::default();
