@@ -57,9 +57,14 @@ local candidate = ARGV[9]
 -- A count or index from ARGV: the common 0 and 1 without `tonumber`, any
 -- other converted once per script run (a batch names its sessions and ids
 -- by index, event after event).
-local nums = {}
+-- Tables cost an allocation, their growth and the collector's time: the
+-- common case makes few, sized by their constructors. `NONE` stands for an
+-- empty table that is only read.
+local NONE = {}
+local nums = nil
 local function num(v)
   if v == '1' then return 1 elseif v == '0' then return 0 end
+  if not nums then nums = {} end
   local x = nums[v]
   if not x then
     x = tonumber(v)
@@ -87,30 +92,30 @@ end
 -- Pass 1: checks and reads.
 
 -- Duplicates: an id applied before (its key exists) or earlier in the batch.
-local seen, fresh = {}, {}
-for j = 1, ne do
-  local v, bad = cm_read(NK + 2 * ns + j, 'GET', KEYS[NK + 2 * ns + j])
-  if bad then return bad end
-  if v then seen[j] = true end
-end
-local dup, applied = {}, n
+local fresh, dup, applied = NONE, NONE, n
 if ne > 0 then
-applied = 0
-for i = 0, n - 1 do
-  local e = num(ARGV[B + i * F + 7])
-  if e > 0 and seen[e] then
-    dup[i] = true
-  else
-    if e > 0 then
-      seen[e] = true
-      fresh[#fresh + 1] = e
+  local seen = {}
+  for j = 1, ne do
+    local v, bad = cm_read(NK + 2 * ns + j, 'GET', KEYS[NK + 2 * ns + j])
+    if bad then return bad end
+    if v then seen[j] = true end
+  end
+  fresh, dup, applied = {}, {}, 0
+  for i = 0, n - 1 do
+    local e = num(ARGV[B + i * F + 7])
+    if e > 0 and seen[e] then
+      dup[i] = true
+    else
+      if e > 0 then
+        seen[e] = true
+        fresh[#fresh + 1] = e
+      end
+      applied = applied + 1
     end
-    applied = applied + 1
   end
 end
-end
 if applied == 0 then
-  local out = {0, 0, {}, {}, n}
+  local out = {0, 0, NONE, NONE, n}
   for i = 1, n do out[4 + 1 + i] = i end
   return out
 end
@@ -130,7 +135,7 @@ end
 -- (every value read costs; a superset of what pass 1 finds it needs).
 -- Likewise a session's `started` and `prompts`: only for a session the
 -- batch ends, starts or prompts in (`full`).
-local want_lat, want_dec, full = false, false, {}
+local want_lat, want_dec, full = false, false, NONE
 for i = 0, n - 1 do
   local o = B + i * F
   local kind = ARGV[o + 1]
@@ -139,6 +144,7 @@ for i = 0, n - 1 do
   elseif kind == 'e' then
     if ARGV[o + 6] ~= '' then want_dec = true end
   elseif kind ~= 'o' then
+    if full == NONE then full = {} end
     full[num(ARGV[o + 2])] = true
   end
 end
@@ -154,7 +160,7 @@ else
 end
 if bad then return bad end
 local T = {runs = count(tv[1]), ok = count(tv[2]), known = count(tv[3]), events = count(tv[4]),
-  lseq = count(tv[7]), dseq = count(tv[10])}
+  lseq = count(tv[7]), dseq = count(tv[10]), w_runs = false, w_ok = false}
 if not (T.runs and T.ok and T.known and T.events and T.lseq and T.dseq) then
   return data_error(1)
 end
@@ -180,7 +186,7 @@ local function tool_counts(v)
   return nil
 end
 
-local S, counted, dk_checked, tools, tool_list = {}, {}, {}, {}, {}
+local S, tools, tool_list = {}, NONE, NONE
 local live, new_s, hlen, new_t = nil, 0, nil, 0
 local need_lat, need_dec, any_run = false, false, false
 for i = 0, n - 1 do
@@ -189,7 +195,13 @@ for i = 0, n - 1 do
     local kind, j, tool = ARGV[o + 1], num(ARGV[o + 2]), ARGV[o + 3]
     if kind ~= 'o' and S[j] == nil then
       local key = KEYS[NK + 2 * j - 1]
-      local st = {sid = ARGV[SA + j], live = false, ended = false, touched = false, decs = {}}
+      -- Every field it will have, so that the table is sized once. `dtype`:
+      -- the type its decision list was found to have; `decs`: decisions
+      -- to push to that list (false for none).
+      local st = {sid = ARGV[SA + j], live = false, ended = false, touched = false, decs = false,
+        started = false, runs = 0, prompts = 0, ok = 0, known = 0, events = 0, hk = false,
+        existed = false, fresh = false, counted = false, dtype = false, w_runs = false,
+        w_ok = false, w_prompts = false, w_started = false}
       -- Every session hash this script writes has `last_seen`.
       local v, started, runs, prompts, ok, known, last, events, hk
       if full[j] then
@@ -221,12 +233,12 @@ for i = 0, n - 1 do
       S[j] = st
     end
     -- The session's decision list is written by a decision, deleted by an end.
-    if (kind == 'x' or (kind == 'e' and ARGV[o + 6] ~= '')) and dk_checked[j] == nil then
+    if (kind == 'x' or (kind == 'e' and ARGV[o + 6] ~= '')) and not S[j].dtype then
       local dt = redis.call('TYPE', KEYS[NK + 2 * j])['ok']
       if dt ~= 'none' and dt ~= 'list' then
         return redis.error_reply('CMWRONGTYPE ' .. (NK + 2 * j))
       end
-      dk_checked[j] = dt
+      S[j].dtype = dt
     end
     if kind ~= 'o' then
       -- A session that ends or is housekept writes the session set.
@@ -236,8 +248,8 @@ for i = 0, n - 1 do
         if bad then return bad end
       end
     end
-    if kind ~= 'o' and kind ~= 'x' and not counted[j] then
-      counted[j] = true
+    if kind ~= 'o' and kind ~= 'x' and not S[j].counted then
+      S[j].counted = true
       if not S[j].existed then
         live = live or redis.call('ZCOUNT', K_SESS, '(' .. (now_ms() - tonumber(sttl)), '+inf')
         if live + new_s >= tonumber(ARGV[5]) then
@@ -253,9 +265,9 @@ for i = 0, n - 1 do
         local r
         r, bad = cm_read(6, 'HGET', K_RUNS, tool)
         if bad then return bad end
-        local tr = {}
-        tr.runs, tr.ok, tr.known = tool_counts(r)
-        if not tr.runs then return data_error(6) end
+        local runs, ok, known = tool_counts(r)
+        if not runs then return data_error(6) end
+        local tr = {runs = runs, ok = ok, known = known}
         if not r then
           hlen = hlen or redis.call('HLEN', K_RUNS)
           if hlen + new_t >= tonumber(ARGV[6]) then
@@ -263,6 +275,7 @@ for i = 0, n - 1 do
           end
           new_t = new_t + 1
         end
+        if tools == NONE then tools, tool_list = {}, {} end
         tools[tool] = tr
         tool_list[#tool_list + 1] = tool
       end
@@ -278,7 +291,7 @@ end
 local function sync(i, gen, seq, seq_text, wgen, wseq_text, valid)
   local len, err = cm_read(i, 'LLEN', KEYS[i])
   if err then return nil, err end
-  local part, from = {}, nil
+  local part, from = NONE, nil
   if not gen or len ~= math.min(seq, 100) then
     -- Never used, expired, or changed by someone else: a new generation
     -- holding what the list holds (checked below).
@@ -306,7 +319,7 @@ local function sync(i, gen, seq, seq_text, wgen, wseq_text, valid)
   return part, gen, seq, len
 end
 
-local L, D = {}, {}
+local L, D = NONE, NONE
 local lgen, lseq, llen = tv[6], T.lseq, 0
 local dgen, dseq, dlen = tv[9], T.dseq, 0
 if need_lat then
@@ -405,7 +418,9 @@ end
 -- Pass 2: apply, in Lua.
 -- `nl`, `nd`: the lengths of `lat_push`, `dec_push` (kept, not recounted
 -- with `#` at every append).
-local lat_push, dec_push, nl, nd = {}, {}, 0, 0
+local lat_push, dec_push, nl, nd = NONE, NONE, 0, 0
+if need_lat then lat_push = {} end
+if need_dec then dec_push = {} end
 for i = 0, n - 1 do
   if not dup[i] then
     local o = B + i * F
@@ -414,7 +429,7 @@ for i = 0, n - 1 do
     local st = S[j]
     if kind == 'x' then
       if st.live and st.started then
-        st.live, st.ended, st.decs = false, true, {}
+        st.live, st.ended, st.decs = false, true, false
       end
     elseif kind ~= 'o' then
       if not st.live then
@@ -448,6 +463,7 @@ for i = 0, n - 1 do
         if acc ~= '' then
           nd = nd + 1
           dec_push[nd] = acc
+          if not st.decs then st.decs = {} end
           st.decs[#st.decs + 1] = acc
         end
       elseif kind == 'p' then
@@ -530,10 +546,10 @@ do
           redis.call('ZADD', K_SESS, now_ms(), st.sid)
           zadded = true
         end
-        if #st.decs > 0 then
+        if st.decs then
           push_all(dk, st.decs)
           redis.call('LTRIM', dk, '0', '99')
-          if st.fresh or dk_checked[j] == 'none' then redis.call('PEXPIRE', dk, sttl) end
+          if st.fresh or st.dtype == 'none' then redis.call('PEXPIRE', dk, sttl) end
         end
       elseif st.ended then
         redis.call('ZREM', K_SESS, st.sid)
