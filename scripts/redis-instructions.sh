@@ -12,8 +12,9 @@
 #
 # A ratio here is SET instructions / event instructions: the events/s one
 # Redis core would sustain, relative to SET/s, when the server is the
-# bottleneck. It leaves out the client and the kernel, which the bench
-# (`cargo bench --features redis --bench redis`) includes.
+# bottleneck. It leaves out the kernel, which the bench
+# (`cargo bench --features redis --bench redis`) includes; the client's own
+# instructions per event (`redis_events` under callgrind) come next.
 #
 # Then what Redis's Lua charges for the pieces a script is made of (the
 # difference between two tiny scripts run by `redis-benchmark EVALSHA`):
@@ -70,11 +71,41 @@ one=$(per_item unbatched 500 1500)
 c1=$(per_item set_c1 5000 15000)
 batch=$(per_item batched 5000 15000)
 p32=$(per_item set_p32 50000 150000)
+# The client's side: `redis_events` itself under callgrind, against a
+# plain server, N1 and N2 events.
+client_instructions() {
+    local port out pid i
+    port=$(free_port)
+    out="$work/client.$port"
+    redis-server --port "$port" --save '' --appendonly no >"$work/log.$port" 2>&1 &
+    pid=$!
+    for i in $(seq 1 100); do
+        redis-cli -p "$port" ping >/dev/null 2>&1 && break
+        sleep 0.1
+    done
+    valgrind --tool=callgrind --callgrind-out-file="$out" \
+        "$bin" "redis://127.0.0.1:$port" "$@" >/dev/null 2>&1
+    redis-cli -p "$port" shutdown nosave >/dev/null 2>&1 || true
+    wait "$pid" || true
+    grep -E '^(summary|totals):' "$out" | head -n 1 | awk '{print $2}'
+}
+client_per_event() {
+    local a b
+    a=$(client_instructions "$2" ${4:-})
+    b=$(client_instructions "$3" ${4:-})
+    echo $(( (b - a) / ($3 - $2) ))
+}
+client_one=$(client_per_event unbatched 1000 3000)
+client_batch=$(client_per_event batched 5000 15000 100)
 printf '%-28s %18s %12s\n' 'server work per item' 'instructions' 'SET ratio'
 printf '%-28s %18d %12s\n' 'process (unbatched)' "$one" "$(ratio "$c1" "$one")"
 printf '%-28s %18d %12s\n' 'redis-benchmark -c 1 SET' "$c1" '1.000'
 printf '%-28s %18d %12s\n' 'process_batch of 100' "$batch" "$(ratio "$p32" "$batch")"
 printf '%-28s %18d %12s\n' 'redis-benchmark -P 32 SET' "$p32" '1.000'
+echo
+printf '%-28s %18s\n' 'client work per event' 'instructions'
+printf '%-28s %18d\n' 'process (unbatched)' "$client_one"
+printf '%-28s %18d\n' 'process_batch of 100' "$client_batch"
 
 # Tiny scripts: evalsha_run N runs $SCRIPT with $ARGS N times, on a hash
 # `h` holding 10 fields.
