@@ -36,23 +36,36 @@ trap 'rm -rf "$work"' EXIT
 free_port() {
     python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
 }
+# ready PORT: waits (at most 20 s) until the server on PORT answers.
+ready() {
+    local i
+    for i in $(seq 1 100); do
+        redis-cli -p "$1" ping >/dev/null 2>&1 && return 0
+        sleep 0.2
+    done
+    echo "redis-server on port $1 did not start" >&2
+    return 1
+}
+# stop PORT PID: shuts the server down and waits for it.
+stop() {
+    redis-cli -p "$1" shutdown nosave >/dev/null 2>&1 || true
+    wait "$2" || true
+}
+# total FILE: the instructions a callgrind output file counted.
+total() { grep -E '^(summary|totals):' "$1" | head -n 1 | awk '{print $2}'; }
 # server_instructions COMMAND...: runs COMMAND (with $PORT set) against a
 # fresh redis-server under callgrind and prints the server's instructions.
 server_instructions() {
-    local port out i
+    local port out pid
     port=$(free_port)
     out="$work/cg.$port"
     valgrind --tool=callgrind --callgrind-out-file="$out" \
         redis-server --port "$port" --save '' --appendonly no >"$work/log.$port" 2>&1 &
-    local pid=$!
-    for i in $(seq 1 100); do
-        redis-cli -p "$port" ping >/dev/null 2>&1 && break
-        sleep 0.2
-    done
+    pid=$!
+    ready "$port"
     PORT=$port "$@" >/dev/null
-    redis-cli -p "$port" shutdown nosave >/dev/null 2>&1 || true
-    wait "$pid" || true
-    grep -E '^(summary|totals):' "$out" | head -n 1 | awk '{print $2}'
+    stop "$port" "$pid"
+    total "$out"
 }
 # The workloads: N items each, against $PORT.
 unbatched() { "$bin" "redis://127.0.0.1:$PORT" "$1"; }
@@ -74,29 +87,26 @@ p32=$(per_item set_p32 50000 150000)
 # The client's side: `redis_events` itself under callgrind, against a
 # plain server, N1 and N2 events.
 client_instructions() {
-    local port out pid i
+    local port out pid
     port=$(free_port)
     out="$work/client.$port"
     redis-server --port "$port" --save '' --appendonly no >"$work/log.$port" 2>&1 &
     pid=$!
-    for i in $(seq 1 100); do
-        redis-cli -p "$port" ping >/dev/null 2>&1 && break
-        sleep 0.1
-    done
+    ready "$port"
     valgrind --tool=callgrind --callgrind-out-file="$out" \
         "$bin" "redis://127.0.0.1:$port" "$@" >/dev/null 2>&1
-    redis-cli -p "$port" shutdown nosave >/dev/null 2>&1 || true
-    wait "$pid" || true
-    grep -E '^(summary|totals):' "$out" | head -n 1 | awk '{print $2}'
+    stop "$port" "$pid"
+    total "$out"
 }
+# client_per_event N1 N2 [BATCH]: the client's instructions per event.
 client_per_event() {
     local a b
-    a=$(client_instructions "$2" ${4:-})
-    b=$(client_instructions "$3" ${4:-})
-    echo $(( (b - a) / ($3 - $2) ))
+    a=$(client_instructions "$1" ${3:-})
+    b=$(client_instructions "$2" ${3:-})
+    echo $(( (b - a) / ($2 - $1) ))
 }
-client_one=$(client_per_event unbatched 1000 3000)
-client_batch=$(client_per_event batched 5000 15000 100)
+client_one=$(client_per_event 1000 3000)
+client_batch=$(client_per_event 5000 15000 100)
 printf '%-28s %18s %12s\n' 'server work per item' 'instructions' 'SET ratio'
 printf '%-28s %18d %12s\n' 'process (unbatched)' "$one" "$(ratio "$c1" "$one")"
 printf '%-28s %18d %12s\n' 'redis-benchmark -c 1 SET' "$c1" '1.000'

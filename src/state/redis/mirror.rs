@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use ::redis::Value;
 
-use super::redis_state::kind;
+use super::redis_state::{kind, nanos};
 use super::reply::{array, at, int, text, uint, unexpected};
 use crate::error::BackendError;
 use crate::event::Event;
@@ -184,8 +184,11 @@ impl Mirror {
         sessions.clear();
         let (mut runs, mut ok, mut known) = (0, 0, 0);
         if dup.iter().any(|d| !d) {
-            let applied = || events.iter().zip(dup.iter()).filter(|(_, d)| !**d);
-            if applied().any(|(e, _)| e.event_type.is_tool()) {
+            let any_run = events
+                .iter()
+                .zip(dup.iter())
+                .any(|(e, d)| !d && e.event_type.is_tool());
+            if any_run {
                 (runs, ok, known) = (uint(op, next()?)?, uint(op, next()?)?, uint(op, next()?)?);
             }
             for (at, e) in events.iter().enumerate() {
@@ -236,7 +239,7 @@ impl Mirror {
                 };
             }
         }
-        let now_nanos = u64::try_from(now.as_nanos()).unwrap_or(u64::MAX);
+        let now_nanos = nanos(now);
         let mut applied = 0u64;
         for (at, e) in events.iter().enumerate() {
             let mut obs = Observation::default();
@@ -272,10 +275,9 @@ impl Mirror {
                     if let Some(st) = session {
                         st.runs += 1;
                     }
-                    let tool = e.named_tool().and_then(|name| {
+                    let mut tool = e.named_tool().and_then(|name| {
                         tools.iter_mut().find(|t| named(events, t.at) == Some(name))
                     });
-                    let mut tool = tool;
                     if let Some(t) = tool.as_deref_mut() {
                         t.runs += 1;
                     }
