@@ -6,7 +6,9 @@
 mod support;
 
 use std::sync::Arc;
+use std::time::Duration;
 
+use composite_metrics::clock::ManualClock;
 use composite_metrics::state::{RedisConfig, RedisState, Scope};
 use composite_metrics::{BackendError, Error, Event, EventType, MetricsCalculator, StateBackend};
 use support::RedisServer;
@@ -20,11 +22,19 @@ fn digest(server: &RedisServer) -> String {
 fn calculator(
     server: &RedisServer,
 ) -> (Arc<RedisState>, MetricsCalculator<composite_metrics::Never>) {
+    calculator_with(server, ManualClock::new(Duration::from_secs(1_000_000)))
+}
+
+fn calculator_with(
+    server: &RedisServer,
+    clock: ManualClock,
+) -> (Arc<RedisState>, MetricsCalculator<composite_metrics::Never>) {
     let state = Arc::new(
         RedisState::connect(&server.url(), RedisConfig::default().with_namespace(NS)).unwrap(),
     );
     let calc = MetricsCalculator::builder()
         .state(Arc::clone(&state))
+        .clock(clock)
         .build()
         .unwrap();
     (state, calc)
@@ -180,8 +190,12 @@ fn a_wrong_typed_key_in_any_family_changes_nothing() {
     let server = RedisServer::start();
     for plant in plants() {
         let _: () = server.cmd(&["FLUSHALL"]);
-        let (state, mut calc) = calculator(&server);
+        let clock = ManualClock::new(Duration::from_secs(1_000_000));
+        let (state, mut calc) = calculator_with(&server, clock.clone());
         seed(&mut calc);
+        // The bad events come a second later (by the worker's clock): the
+        // first event of a second is the one that touches the rate hash.
+        clock.advance(Duration::from_secs(1));
         for c in &plant.commands {
             let _: redis::Value = server.cmd(c);
         }

@@ -7,7 +7,7 @@
 --       9 candidate epoch, 10 n events, 11 ns sessions, 12 ne ids,
 --       13 latency window generation the worker holds ('' for none),
 --       14 its sequence number, 15 decision window generation, 16 its
---       sequence number, 17 now_sec % 60; then the ns session ids; then 7 fields per event:
+--       sequence number; then the ns session ids; then 7 fields per event:
 --       kind (t e p s x o), session index (1..ns; 0 for kind o), tool (''
 --       for none), duration ('' for none), success ('1' '0' ''), accepted
 --       ('1' '0' ''), id index (0 for none, else 1..ne).
@@ -32,7 +32,7 @@
 -- sequence it holds and gets only what it lacks.
 --
 -- Housekeeping runs at most once per server second per key: `totals` field
--- `hk` (session set trimmed, TTLs of the session set and the rate hash),
+-- `hk` (session set trimmed, TTL of the session set),
 -- `hkl` / `hkd` (TTL of the latency / decision list), each session hash's
 -- `hk` (its TTL and its decision list's, its score in the session set; the
 -- set's TTL is renewed with any score). A key this script creates gets its
@@ -73,7 +73,7 @@ local function num(v)
   return x
 end
 local n, ns, ne = num(ARGV[10]), num(ARGV[11]), num(ARGV[12])
-local F, B, NK, SA = 7, 17 + ns, 7, 17
+local F, B, NK, SA = 7, 16 + ns, 7, 16
 local K_TOTALS, K_LAT, K_DEC, K_RATE = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local K_SESS, K_RUNS = KEYS[5], KEYS[6]
 
@@ -120,13 +120,16 @@ if applied == 0 then
   return out
 end
 
-local t = redis.call('TIME')
--- The server's second as TIME gives it (a string: housekeeping compares and
--- stores it as is), and its time in ms, computed when first needed.
-local now_s, now_ms_v = t[1], nil
+-- The server's clock (TIME), read when first needed: its second as a
+-- string (housekeeping compares and stores it as is) and its time in ms.
+local t, now_ms_v = nil, nil
+local function now_s()
+  if not t then t = redis.call('TIME') end
+  return t[1]
+end
 local function now_ms()
   if not now_ms_v then
-    now_ms_v = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+    now_ms_v = tonumber(now_s()) * 1000 + math.floor(tonumber(t[2]) / 1000)
   end
   return now_ms_v
 end
@@ -151,20 +154,31 @@ end
 local tv, bad
 if want_dec then
   tv, bad = cm_read(1, 'HMGET', K_TOTALS, 'tool_runs', 'ok', 'known', 'events', 'hk',
-    'lgen', 'lseq', 'hkl', 'dgen', 'dseq', 'hkd')
+    'rnow', 'rtot', 'rcnt', 'lgen', 'lseq', 'hkl', 'dgen', 'dseq', 'hkd')
 elseif want_lat then
   tv, bad = cm_read(1, 'HMGET', K_TOTALS, 'tool_runs', 'ok', 'known', 'events', 'hk',
-    'lgen', 'lseq', 'hkl')
+    'rnow', 'rtot', 'rcnt', 'lgen', 'lseq', 'hkl')
 else
-  tv, bad = cm_read(1, 'HMGET', K_TOTALS, 'tool_runs', 'ok', 'known', 'events', 'hk')
+  tv, bad = cm_read(1, 'HMGET', K_TOTALS, 'tool_runs', 'ok', 'known', 'events', 'hk',
+    'rnow', 'rtot', 'rcnt')
 end
 if bad then return bad end
 local T = {runs = count(tv[1]), ok = count(tv[2]), known = count(tv[3]), events = count(tv[4]),
-  lseq = count(tv[7]), dseq = count(tv[10]), w_runs = false, w_ok = false}
+  lseq = count(tv[10]), dseq = count(tv[13]), w_runs = false, w_ok = false}
 if not (T.runs and T.ok and T.known and T.events and T.lseq and T.dseq) then
   return data_error(1)
 end
-local hk_due = tv[5] ~= now_s
+-- Whether a key last housekept in server second `x` is due. Without
+-- asking the server's clock when `x` is the second `totals` was last
+-- housekept in and the worker's clock says it is that second still (the
+-- common case: then at worst housekeeping waits for the worker's clock).
+local hk_cur = nil
+if tv[5] == ARGV[1] then hk_cur = tv[5] end
+local function due(x)
+  if hk_cur and x == hk_cur then return false end
+  return x ~= now_s()
+end
+local hk_due = due(tv[5])
 local zset_checked = false
 -- The session set is about to be written: check its type once.
 local function check_zset()
@@ -243,7 +257,7 @@ for i = 0, n - 1 do
     if kind ~= 'o' then
       -- A session that ends or is housekept writes the session set.
       local st = S[j]
-      if kind == 'x' or not st.existed or st.hk ~= now_s then
+      if kind == 'x' or not st.existed or due(st.hk) then
         bad = check_zset()
         if bad then return bad end
       end
@@ -320,68 +334,79 @@ local function sync(i, gen, seq, seq_text, wgen, wseq_text, valid)
 end
 
 local L, D = NONE, NONE
-local lgen, lseq, llen = tv[6], T.lseq, 0
-local dgen, dseq, dlen = tv[9], T.dseq, 0
+local lgen, lseq, llen = tv[9], T.lseq, 0
+local dgen, dseq, dlen = tv[12], T.dseq, 0
 if need_lat then
-  L, lgen, lseq, llen = sync(2, lgen, lseq, tv[7], ARGV[13], ARGV[14],
+  L, lgen, lseq, llen = sync(2, lgen, lseq, tv[10], ARGV[13], ARGV[14],
     function(x) return string.match(x, '^%d+%.?%d*$') ~= nil end)
   if not L then return lgen end
 end
 if need_dec then
-  D, dgen, dseq, dlen = sync(3, dgen, dseq, tv[10], ARGV[15], ARGV[16],
+  D, dgen, dseq, dlen = sync(3, dgen, dseq, tv[13], ARGV[15], ARGV[16],
     function(x) return x == '0' or x == '1' end)
   if not D then return dgen end
 end
 
--- Events per second: 60 one-second slots, as crate::window::RateWindow
--- (fields s<i>/c<i>: second and count of slot i), plus `total`, the events
--- in the slots of the 60 seconds ending at `newest`, so that a call reads
--- O(1) fields instead of 120 (moving `newest` forward reads the slots leaving).
--- The common case compares text only: the window's newest second and the
--- slot's second are this second (ARGV[1], the worker's clock).
-local fs, fc = 's' .. ARGV[17], 'c' .. ARGV[17]
-local h
-h, bad = cm_read(4, 'HMGET', K_RATE, 'newest', 'total', fs, fc)
-if bad then return bad end
-local rate_new = not h[1]
-local total = tonumber(h[2]) or 0
-local rate_same = h[1] == ARGV[1]
-local slot_same = rate_same and h[3] == ARGV[1]
-local sec, slot_c = ARGV[1], 0
-if slot_same then
-  slot_c = tonumber(h[4]) or 0
-elseif not rate_same then
+-- Events per second: 60 one-second slots, as crate::window::RateWindow,
+-- by the worker's clock (ARGV[1]). The newest second's slot lives in
+-- `totals`: `rnow` its second, `rcnt` its count, `rtot` the events in the 60
+-- seconds ending at `rnow` (`rcnt` included). An event in that second (the
+-- common case, compared as text) touches no other key. The first event of a
+-- later second moves the finished one into the rate hash (fields s<i>/c<i>:
+-- second and count of slot i = second % 60; `newest`: the last second moved
+-- there) and takes the slots leaving the window out of `rtot`. When the
+-- rate hash has expired, only the finished second is left.
+local rnow, rtot, rcnt = tv[6], tv[7], tv[8]
+local rate_legacy = false
+if not rnow then
+  -- Nothing yet, or a rate hash an older version wrote (`newest` and
+  -- `total` there, the newest second's slot with the others): adopt it.
+  local h
+  h, bad = cm_read(4, 'HMGET', K_RATE, 'newest', 'total')
+  if bad then return bad end
+  if h[1] and tonumber(h[1]) then
+    local q = tonumber(h[1]) % 60
+    local sv = redis.call('HMGET', K_RATE, 's' .. q, 'c' .. q)
+    rnow, rtot, rcnt, rate_legacy = h[1], h[2], false, true
+    if sv[1] == h[1] then rcnt = sv[2] end
+  end
+end
+-- `total`, `cnt`: the window's events and the newest second's before the
+-- batch; `sec`: the second the batch counts in; `moved`: the finished
+-- second (and its count) to move into the rate hash.
+local total, cnt, sec, moved, moved_c = 0, 0, ARGV[1], nil, 0
+local old = rnow and tonumber(rnow)
+if rnow == ARGV[1] or (old and old >= tonumber(ARGV[1])) then
+  -- This second, or the worker's clock is behind: counted in `rnow`.
+  total, cnt, sec = tonumber(rtot) or 0, tonumber(rcnt) or 0, rnow
+elseif old then
   local now_sec = tonumber(ARGV[1])
-  local newest = tonumber(h[1]) or 0
-  sec = math.max(now_sec, newest)
-  if sec > newest then
-    if sec - newest >= 60 then
-      total = 0
-    else
-      local f = {}
-      for s = math.max(newest - 59, 0), sec - 60 do
-        local q = s % 60
-        f[#f + 1] = 's' .. q
-        f[#f + 1] = 'c' .. q
-      end
-      if #f > 0 then
-        local v = redis.call('HMGET', K_RATE, unpack(f))
-        local j = 1
-        for s = math.max(newest - 59, 0), sec - 60 do
-          if tonumber(v[j]) == s then total = total - (tonumber(v[j + 1]) or 0) end
-          j = j + 2
-        end
-      end
+  moved, moved_c = old, tonumber(rcnt) or 0
+  if now_sec - old >= 60 then
+    moved = nil
+  else
+    -- Leaving: the seconds old - 59 .. now_sec - 60, all before `old`.
+    local f, nf = {'newest'}, 1
+    for q = math.max(old - 59, 0), now_sec - 60 do
+      f[nf + 1], f[nf + 2] = 's' .. (q % 60), 'c' .. (q % 60)
+      nf = nf + 2
     end
+    local v
+    v, bad = cm_read(4, 'HMGET', K_RATE, unpack(f))
+    if bad then return bad end
+    if v[1] then
+      total = tonumber(rtot) or 0
+      local k = 2
+      for q = math.max(old - 59, 0), now_sec - 60 do
+        if tonumber(v[k]) == q then total = total - (tonumber(v[k + 1]) or 0) end
+        k = k + 2
+      end
+    else
+      total = moved_c
+    end
+    -- Only a value this script did not write could take it below.
+    if total < 0 then total = 0 end
   end
-  local r = sec % 60
-  local sv = {h[3], h[4]}
-  if r ~= now_sec % 60 then
-    fs, fc = 's' .. r, 'c' .. r
-    sv = redis.call('HMGET', K_RATE, fs, fc)
-  end
-  if tonumber(sv[1]) == sec then slot_c = tonumber(sv[2]) or 0 end
-  if sec == now_sec then sec = ARGV[1] end
 end
 
 -- The reply, from the state before the batch (the worker replays the batch
@@ -486,23 +511,24 @@ do
   if hk_due then
     redis.call('ZREMRANGEBYSCORE', K_SESS, '-inf', now_ms() - tonumber(sttl))
   end
-  if slot_same then
-    redis.call('HSET', K_RATE, 'total', total + applied, fc, slot_c + applied)
-  else
-    redis.call('HSET', K_RATE, 'newest', sec, 'total', total + applied, fs, sec, fc, slot_c + applied)
+  if moved then
+    local q = moved % 60
+    redis.call('HSET', K_RATE, 'newest', moved, 's' .. q, moved, 'c' .. q, moved_c)
+    redis.call('PEXPIRE', K_RATE, wttl)
   end
-  if hk_due or rate_new then redis.call('PEXPIRE', K_RATE, wttl) end
-  local tw = {'events', T.events + applied}
+  if rate_legacy then redis.call('HDEL', K_RATE, 'total') end
+  local tw = {'events', T.events + applied, 'rtot', total + applied, 'rcnt', cnt + applied}
   local function tset(k, v)
     tw[#tw + 1] = k
     tw[#tw + 1] = v
   end
+  if sec ~= tv[6] then tset('rnow', sec) end
   if T.w_runs then tset('tool_runs', T.runs) end
   if T.w_ok then
     tset('ok', T.ok)
     tset('known', T.known)
   end
-  if hk_due then tset('hk', now_s) end
+  if hk_due then tset('hk', now_s()) end
   for _, tool in ipairs(tool_list) do
     local tr = tools[tool]
     redis.call('HSET', K_RUNS, tool, string.format('%d %d %d', tr.runs, tr.ok, tr.known))
@@ -513,7 +539,7 @@ do
       local sk, dk = KEYS[NK + 2 * j - 1], KEYS[NK + 2 * j]
       if st.ended then redis.call('DEL', sk, dk) end
       if st.live and st.touched then
-        local kept = not st.fresh and st.hk == now_s
+        local kept = not st.fresh and not due(st.hk)
         -- A new session gets every field; one that existed, what changed.
         local w = {'last_seen', now_str, 'events', st.events}
         local all = st.fresh
@@ -537,7 +563,7 @@ do
         end
         if not kept then
           w[#w + 1] = 'hk'
-          w[#w + 1] = now_s
+          w[#w + 1] = now_s()
         end
         redis.call('HSET', sk, unpack(w))
         if not kept then
@@ -559,21 +585,21 @@ do
   if need_lat then
     push_all(K_LAT, lat_push)
     if llen + nl > 100 then redis.call('LTRIM', K_LAT, '0', '99') end
-    if llen == 0 or tv[8] ~= now_s then
+    if llen == 0 or due(tv[11]) then
       redis.call('PEXPIRE', K_LAT, wttl)
-      tset('hkl', now_s)
+      tset('hkl', now_s())
     end
-    if lgen ~= tv[6] then tset('lgen', lgen) end
+    if lgen ~= tv[9] then tset('lgen', lgen) end
     tset('lseq', lseq + nl)
   end
   if need_dec then
     push_all(K_DEC, dec_push)
     if dlen + nd > 100 then redis.call('LTRIM', K_DEC, '0', '99') end
-    if dlen == 0 or tv[11] ~= now_s then
+    if dlen == 0 or due(tv[14]) then
       redis.call('PEXPIRE', K_DEC, wttl)
-      tset('hkd', now_s)
+      tset('hkd', now_s())
     end
-    if dgen ~= tv[9] then tset('dgen', dgen) end
+    if dgen ~= tv[12] then tset('dgen', dgen) end
     tset('dseq', dseq + nd)
   end
   redis.call('HSET', K_TOTALS, unpack(tw))

@@ -386,7 +386,6 @@ impl RedisState {
         p.uint(mirror.latency_seq);
         p.bytes(mirror.decisions_gen.as_bytes());
         p.uint(mirror.decisions_seq);
-        p.uint(now.as_secs() % 60);
         for &i in &batch.sessions {
             // As above: an index into `events`.
             p.bytes(events[i].session_id.as_bytes());
