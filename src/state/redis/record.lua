@@ -77,10 +77,9 @@ local F, B, NK, SA = 7, 16 + ns, 7, 16
 local K_TOTALS, K_LAT, K_DEC, K_RATE = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local K_SESS, K_RUNS = KEYS[5], KEYS[6]
 
--- KEYS[i] holds a value this script did not write.
-local function data_error(i)
-  return redis.error_reply('CMDATA ' .. i)
-end
+-- A closure costs an allocation per run (and its upvalues more): helpers
+-- are few, and what is used once is written out where it is used. An error
+-- `CMDATA i` says KEYS[i] holds a value this script did not write.
 -- A stored counter: 0 when absent, nil when not a non-negative integer.
 local function count(v)
   if not v then return 0 end
@@ -163,10 +162,12 @@ else
     'rnow', 'rtot', 'rcnt')
 end
 if bad then return bad end
-local T = {runs = count(tv[1]), ok = count(tv[2]), known = count(tv[3]), events = count(tv[4]),
-  lseq = count(tv[10]), dseq = count(tv[13]), w_runs = false, w_ok = false}
-if not (T.runs and T.ok and T.known and T.events and T.lseq and T.dseq) then
-  return data_error(1)
+-- The namespace's counters, and whether the batch changes them (`t_wruns`,
+-- `t_wok`).
+local t_runs, t_ok, t_known, t_events = count(tv[1]), count(tv[2]), count(tv[3]), count(tv[4])
+local t_lseq, t_dseq, t_wruns, t_wok = count(tv[10]), count(tv[13]), false, false
+if not (t_runs and t_ok and t_known and t_events and t_lseq and t_dseq) then
+  return redis.error_reply('CMDATA ' .. 1)
 end
 -- Whether a key last housekept in server second `x` is due. Without
 -- asking the server's clock when `x` is the second `totals` was last
@@ -179,25 +180,12 @@ local function due(x)
   return x ~= now_s()
 end
 local hk_due = due(tv[5])
+-- The session set's type is checked once, before it is first written.
 local zset_checked = false
--- The session set is about to be written: check its type once.
-local function check_zset()
-  if zset_checked then return nil end
-  zset_checked = true
-  return cm_wrongtype(5, 'zset')
-end
 if hk_due then
-  bad = check_zset()
+  zset_checked = true
+  bad = cm_wrongtype(5, 'zset')
   if bad then return bad end
-end
-
--- A tool's counters: 'runs ok known' (or 'runs', as older versions wrote).
-local function tool_counts(v)
-  if not v then return 0, 0, 0 end
-  local r, k, kn = string.match(v, '^(%d+) (%d+) (%d+)$')
-  if r then return tonumber(r), tonumber(k), tonumber(kn) end
-  if string.match(v, '^%d+$') then return tonumber(v), 0, 0 end
-  return nil
 end
 
 local S, tools, tool_list = {}, NONE, NONE
@@ -233,13 +221,13 @@ for i = 0, n - 1 do
       end
       if started or runs or prompts or ok or known or last then
         if started and not string.match(started, '^%d+$') then
-          return data_error(NK + 2 * j - 1)
+          return redis.error_reply('CMDATA ' .. NK + 2 * j - 1)
         end
         st.live, st.started = true, started
         st.runs, st.prompts, st.ok, st.known = count(runs), count(prompts), count(ok), count(known)
         st.events = count(events)
         if not (st.runs and st.prompts and st.ok and st.known and st.events) then
-          return data_error(NK + 2 * j - 1)
+          return redis.error_reply('CMDATA ' .. NK + 2 * j - 1)
         end
         st.hk = hk
       end
@@ -257,8 +245,9 @@ for i = 0, n - 1 do
     if kind ~= 'o' then
       -- A session that ends or is housekept writes the session set.
       local st = S[j]
-      if kind == 'x' or not st.existed or due(st.hk) then
-        bad = check_zset()
+      if not zset_checked and (kind == 'x' or not st.existed or due(st.hk)) then
+        zset_checked = true
+        bad = cm_wrongtype(5, 'zset')
         if bad then return bad end
       end
     end
@@ -279,8 +268,18 @@ for i = 0, n - 1 do
         local r
         r, bad = cm_read(6, 'HGET', K_RUNS, tool)
         if bad then return bad end
-        local runs, ok, known = tool_counts(r)
-        if not runs then return data_error(6) end
+        -- Its counters: 'runs ok known' (or 'runs', as older versions wrote).
+        local runs, ok, known = 0, 0, 0
+        if r then
+          runs, ok, known = string.match(r, '^(%d+) (%d+) (%d+)$')
+          if runs then
+            runs, ok, known = tonumber(runs), tonumber(ok), tonumber(known)
+          elseif string.match(r, '^%d+$') then
+            runs, ok, known = tonumber(r), 0, 0
+          else
+            return redis.error_reply('CMDATA 6')
+          end
+        end
         local tr = {runs = runs, ok = ok, known = known}
         if not r then
           hlen = hlen or redis.call('HLEN', K_RUNS)
@@ -302,7 +301,7 @@ end
 -- A window (list KEYS[i]) as the worker at (wgen, wseq) lacks it. Returns
 -- the reply part, the generation, the sequence number before the batch, the
 -- list's length, or nil and an error reply. `valid` checks one value.
-local function sync(i, gen, seq, seq_text, wgen, wseq_text, valid)
+local function sync(i, gen, seq, seq_text, wgen, wseq_text)
   local len, err = cm_read(i, 'LLEN', KEYS[i])
   if err then return nil, err end
   local part, from = NONE, nil
@@ -326,7 +325,13 @@ local function sync(i, gen, seq, seq_text, wgen, wseq_text, valid)
   if from and len > 0 then
     local vals = redis.call('LRANGE', KEYS[i], 0, from)
     for _, x in ipairs(vals) do
-      if not valid(x) then return nil, data_error(i) end
+      local valid
+      if i == 2 then
+        valid = string.match(x, '^%d+%.?%d*$') ~= nil
+      else
+        valid = x == '0' or x == '1'
+      end
+      if not valid then return nil, redis.error_reply('CMDATA ' .. i) end
       part[#part + 1] = x
     end
   end
@@ -334,16 +339,14 @@ local function sync(i, gen, seq, seq_text, wgen, wseq_text, valid)
 end
 
 local L, D = NONE, NONE
-local lgen, lseq, llen = tv[9], T.lseq, 0
-local dgen, dseq, dlen = tv[12], T.dseq, 0
+local lgen, lseq, llen = tv[9], t_lseq, 0
+local dgen, dseq, dlen = tv[12], t_dseq, 0
 if need_lat then
-  L, lgen, lseq, llen = sync(2, lgen, lseq, tv[10], ARGV[13], ARGV[14],
-    function(x) return string.match(x, '^%d+%.?%d*$') ~= nil end)
+  L, lgen, lseq, llen = sync(2, lgen, lseq, tv[10], ARGV[13], ARGV[14])
   if not L then return lgen end
 end
 if need_dec then
-  D, dgen, dseq, dlen = sync(3, dgen, dseq, tv[13], ARGV[15], ARGV[16],
-    function(x) return x == '0' or x == '1' end)
+  D, dgen, dseq, dlen = sync(3, dgen, dseq, tv[13], ARGV[15], ARGV[16])
   if not D then return dgen end
 end
 
@@ -420,7 +423,7 @@ for i = 0, n - 1 do
 end
 out[5] = no - 5
 if any_run then
-  out[no + 1], out[no + 2], out[no + 3] = T.runs, T.ok, T.known
+  out[no + 1], out[no + 2], out[no + 3] = t_runs, t_ok, t_known
   no = no + 3
 end
 for _, tool in ipairs(tool_list) do
@@ -464,7 +467,7 @@ for i = 0, n - 1 do
       st.touched = true
       st.events = st.events + 1
       if kind == 't' then
-        T.runs, T.w_runs = T.runs + 1, true
+        t_runs, t_wruns = t_runs + 1, true
         st.runs, st.w_runs = st.runs + 1, true
         if dur ~= '' then
           nl = nl + 1
@@ -478,7 +481,7 @@ for i = 0, n - 1 do
           tr.runs = tr.runs + 1
         end
         if succ ~= '' then
-          T.ok, T.known, T.w_ok = T.ok + okv, T.known + 1, true
+          t_ok, t_known, t_wok = t_ok + okv, t_known + 1, true
           st.ok, st.known, st.w_ok = st.ok + okv, st.known + 1, true
           if tr then
             tr.ok, tr.known = tr.ok + okv, tr.known + 1
@@ -500,7 +503,10 @@ for i = 0, n - 1 do
   end
 end
 
--- Writes: every check passed; nothing below can fail.
+-- Writes: every check passed; nothing below can fail. A count is written as
+-- text made by `fmt` ('%d'): Redis would turn a Lua number into text with
+-- '%.17g', which costs more.
+local fmt = string.format
 local function push_all(key, list)
   for a = 1, #list, 1000 do
     redis.call('LPUSH', key, unpack(list, a, math.min(a + 999, #list)))
@@ -513,22 +519,28 @@ do
   end
   if moved then
     local q = moved % 60
-    redis.call('HSET', K_RATE, 'newest', moved, 's' .. q, moved, 'c' .. q, moved_c)
+    redis.call('HSET', K_RATE, 'newest', fmt('%d', moved), 's' .. q, fmt('%d', moved), 'c' .. q,
+      fmt('%d', moved_c))
     redis.call('PEXPIRE', K_RATE, wttl)
   end
   if rate_legacy then redis.call('HDEL', K_RATE, 'total') end
-  local tw = {'events', T.events + applied, 'rtot', total + applied, 'rcnt', cnt + applied}
-  local function tset(k, v)
-    tw[#tw + 1] = k
-    tw[#tw + 1] = v
+  -- `totals`' fields and values to write (`nt` of them).
+  local tw = {'events', fmt('%d', t_events + applied), 'rtot', fmt('%d', total + applied),
+    'rcnt', fmt('%d', cnt + applied)}
+  local nt = 6
+  if sec ~= tv[6] then
+    tw[nt + 1], tw[nt + 2], nt = 'rnow', sec, nt + 2
   end
-  if sec ~= tv[6] then tset('rnow', sec) end
-  if T.w_runs then tset('tool_runs', T.runs) end
-  if T.w_ok then
-    tset('ok', T.ok)
-    tset('known', T.known)
+  if t_wruns then
+    tw[nt + 1], tw[nt + 2], nt = 'tool_runs', fmt('%d', t_runs), nt + 2
   end
-  if hk_due then tset('hk', now_s()) end
+  if t_wok then
+    tw[nt + 1], tw[nt + 2], tw[nt + 3], tw[nt + 4], nt =
+      'ok', fmt('%d', t_ok), 'known', fmt('%d', t_known), nt + 4
+  end
+  if hk_due then
+    tw[nt + 1], tw[nt + 2], nt = 'hk', now_s(), nt + 2
+  end
   for _, tool in ipairs(tool_list) do
     local tr = tools[tool]
     redis.call('HSET', K_RUNS, tool, string.format('%d %d %d', tr.runs, tr.ok, tr.known))
@@ -541,29 +553,23 @@ do
       if st.live and st.touched then
         local kept = not st.fresh and not due(st.hk)
         -- A new session gets every field; one that existed, what changed.
-        local w = {'last_seen', now_str, 'events', st.events}
+        local w, nw = {'last_seen', now_str, 'events', fmt('%d', st.events)}, 4
         local all = st.fresh
         if all or st.w_runs then
-          w[#w + 1] = 'tool_runs'
-          w[#w + 1] = st.runs
+          w[nw + 1], w[nw + 2], nw = 'tool_runs', fmt('%d', st.runs), nw + 2
         end
         if all or st.w_prompts then
-          w[#w + 1] = 'prompts'
-          w[#w + 1] = st.prompts
+          w[nw + 1], w[nw + 2], nw = 'prompts', fmt('%d', st.prompts), nw + 2
         end
         if all or st.w_ok then
-          w[#w + 1] = 'ok'
-          w[#w + 1] = st.ok
-          w[#w + 1] = 'known'
-          w[#w + 1] = st.known
+          w[nw + 1], w[nw + 2], w[nw + 3], w[nw + 4], nw =
+            'ok', fmt('%d', st.ok), 'known', fmt('%d', st.known), nw + 4
         end
         if st.started and (all or st.w_started) then
-          w[#w + 1] = 'started'
-          w[#w + 1] = st.started
+          w[nw + 1], w[nw + 2], nw = 'started', st.started, nw + 2
         end
         if not kept then
-          w[#w + 1] = 'hk'
-          w[#w + 1] = now_s()
+          w[nw + 1], w[nw + 2], nw = 'hk', now_s(), nw + 2
         end
         redis.call('HSET', sk, unpack(w))
         if not kept then
@@ -587,20 +593,24 @@ do
     if llen + nl > 100 then redis.call('LTRIM', K_LAT, '0', '99') end
     if llen == 0 or due(tv[11]) then
       redis.call('PEXPIRE', K_LAT, wttl)
-      tset('hkl', now_s())
+      tw[nt + 1], tw[nt + 2], nt = 'hkl', now_s(), nt + 2
     end
-    if lgen ~= tv[9] then tset('lgen', lgen) end
-    tset('lseq', lseq + nl)
+    if lgen ~= tv[9] then
+      tw[nt + 1], tw[nt + 2], nt = 'lgen', lgen, nt + 2
+    end
+    tw[nt + 1], tw[nt + 2], nt = 'lseq', fmt('%d', lseq + nl), nt + 2
   end
   if need_dec then
     push_all(K_DEC, dec_push)
     if dlen + nd > 100 then redis.call('LTRIM', K_DEC, '0', '99') end
     if dlen == 0 or due(tv[14]) then
       redis.call('PEXPIRE', K_DEC, wttl)
-      tset('hkd', now_s())
+      tw[nt + 1], tw[nt + 2], nt = 'hkd', now_s(), nt + 2
     end
-    if dgen ~= tv[12] then tset('dgen', dgen) end
-    tset('dseq', dseq + nd)
+    if dgen ~= tv[12] then
+      tw[nt + 1], tw[nt + 2], nt = 'dgen', dgen, nt + 2
+    end
+    tw[nt + 1], tw[nt + 2], nt = 'dseq', fmt('%d', dseq + nd), nt + 2
   end
   redis.call('HSET', K_TOTALS, unpack(tw))
   -- The set lives as long as its newest member.
