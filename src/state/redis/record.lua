@@ -234,8 +234,10 @@ for i = 0, n - 1 do
       st.existed = st.live
       S[j] = st
     end
-    -- The session's decision list is written by a decision, deleted by an end.
-    if (kind == 'x' or (kind == 'e' and ARGV[o + 6] ~= '')) and not S[j].dtype then
+    -- The decision list of a session the batch ends is deleted, then maybe
+    -- pushed to: its type is checked here. (Any other session's is pushed
+    -- to in the push phase, which finds a wrong type by failing.)
+    if kind == 'x' and not S[j].dtype then
       local dt = redis.call('TYPE', KEYS[NK + 2 * j])['ok']
       if dt ~= 'none' and dt ~= 'list' then
         return redis.error_reply('CMWRONGTYPE ' .. (NK + 2 * j))
@@ -296,58 +298,6 @@ for i = 0, n - 1 do
       need_dec = true
     end
   end
-end
-
--- A window (list KEYS[i]) as the worker at (wgen, wseq) lacks it. Returns
--- the reply part, the generation, the sequence number before the batch, the
--- list's length, or nil and an error reply. `valid` checks one value.
-local function sync(i, gen, seq, seq_text, wgen, wseq_text)
-  local len, err = cm_read(i, 'LLEN', KEYS[i])
-  if err then return nil, err end
-  local part, from = NONE, nil
-  if not gen or len ~= math.min(seq, 100) then
-    -- Never used, expired, or changed by someone else: a new generation
-    -- holding what the list holds (checked below).
-    gen, seq, seq_text = candidate, len, nil
-  end
-  -- The worker is up to date (the common case, compared as text).
-  if seq_text and wgen == gen and wseq_text == seq_text then
-    return part, gen, seq, len
-  end
-  local wseq = tonumber(wseq_text)
-  if wgen ~= gen or wseq > seq or seq - wseq >= 100 then
-    part = {2, gen, seq}
-    from = 99
-  elseif seq > wseq then
-    part = {1}
-    from = seq - wseq - 1
-  end
-  if from and len > 0 then
-    local vals = redis.call('LRANGE', KEYS[i], 0, from)
-    for _, x in ipairs(vals) do
-      local valid
-      if i == 2 then
-        valid = string.match(x, '^%d+%.?%d*$') ~= nil
-      else
-        valid = x == '0' or x == '1'
-      end
-      if not valid then return nil, redis.error_reply('CMDATA ' .. i) end
-      part[#part + 1] = x
-    end
-  end
-  return part, gen, seq, len
-end
-
-local L, D = NONE, NONE
-local lgen, lseq, llen = tv[9], t_lseq, 0
-local dgen, dseq, dlen = tv[12], t_dseq, 0
-if need_lat then
-  L, lgen, lseq, llen = sync(2, lgen, lseq, tv[10], ARGV[13], ARGV[14])
-  if not L then return lgen end
-end
-if need_dec then
-  D, dgen, dseq, dlen = sync(3, dgen, dseq, tv[13], ARGV[15], ARGV[16])
-  if not D then return dgen end
 end
 
 -- Events per second: 60 one-second slots, as crate::window::RateWindow,
@@ -414,7 +364,8 @@ end
 
 -- The reply, from the state before the batch (the worker replays the batch
 -- on it; see the top of this file).
-local out, no = {0, total, L, D, 0}, 5
+-- Its windows' parts (3 and 4) are filled in by the push phase.
+local out, no = {0, total, NONE, NONE, 0}, 5
 for i = 0, n - 1 do
   if dup[i] then
     no = no + 1
@@ -503,15 +454,119 @@ for i = 0, n - 1 do
   end
 end
 
+-- The push phase: the batch's values are pushed to the windows, then to the
+-- decision lists of the sessions it does not end, before any other write.
+-- A push to a key of another type fails (CMWRONGTYPE), as does a window
+-- holding a value this script did not write (CMDATA): then the pushes made
+-- so far are popped again and nothing changed. LPUSH's reply gives each
+-- window's length before the batch, which tells whether anyone else changed
+-- it (a new generation then) and what the worker's copy lacks.
+
+-- Pops what the push phase pushed: the windows as `lat` and `dec` say,
+-- and the decision lists of sessions 1 .. upto - 1.
+local function unpush(lat, dec, upto)
+  if lat then redis.call('LPOP', K_LAT, nl) end
+  if dec then redis.call('LPOP', K_DEC, nd) end
+  for j = 1, upto - 1 do
+    local st = S[j]
+    if st and st.decs and not st.dtype then redis.call('LPOP', KEYS[NK + 2 * j], #st.decs) end
+  end
+end
+-- Pushes `list` to KEYS[i]: its new length, or nil and an error reply.
+local function push(i, list)
+  local len, err
+  for a = 1, #list, 1000 do
+    len, err = cm_read(i, 'LPUSH', KEYS[i], unpack(list, a, math.min(a + 999, #list)))
+    if err then return nil, err end
+  end
+  return len
+end
+-- A window (list KEYS[i], `len` values before the batch's `off`) as the
+-- worker at (wgen, wseq) lacks it. Returns the reply part, the generation
+-- and the sequence number before the batch, or nil and an error reply.
+local function sync(i, len, off, gen, seq, seq_text, wgen, wseq_text)
+  local part, from = NONE, nil
+  if not gen or len ~= math.min(seq, 100) then
+    -- Never used, expired, or changed by someone else: a new generation
+    -- holding what the list holds (checked below).
+    gen, seq, seq_text = candidate, len, nil
+  end
+  -- The worker is up to date (the common case, compared as text).
+  if seq_text and wgen == gen and wseq_text == seq_text then
+    return part, gen, seq
+  end
+  local wseq = tonumber(wseq_text)
+  if wgen ~= gen or wseq > seq or seq - wseq >= 100 then
+    part = {2, gen, seq}
+    from = 99
+  elseif seq > wseq then
+    part = {1}
+    from = seq - wseq - 1
+  end
+  if from and len > 0 then
+    local vals = redis.call('LRANGE', KEYS[i], off, off + from)
+    for _, x in ipairs(vals) do
+      local valid
+      if i == 2 then
+        valid = string.match(x, '^%d+%.?%d*$') ~= nil
+      else
+        valid = x == '0' or x == '1'
+      end
+      if not valid then return nil, redis.error_reply('CMDATA ' .. i) end
+      part[#part + 1] = x
+    end
+  end
+  return part, gen, seq
+end
+
+local lgen, lseq, llen = tv[9], t_lseq, 0
+local dgen, dseq, dlen = tv[12], t_dseq, 0
+if need_lat then
+  local len, err = push(2, lat_push)
+  if err then return err end
+  llen = len - nl
+  local part
+  part, lgen, lseq = sync(2, llen, nl, lgen, lseq, tv[10], ARGV[13], ARGV[14])
+  if not part then
+    unpush(true, false, 1)
+    return lgen
+  end
+  out[3] = part
+end
+if need_dec then
+  local len, err = push(3, dec_push)
+  if err then
+    unpush(need_lat, false, 1)
+    return err
+  end
+  dlen = len - nd
+  local part
+  part, dgen, dseq = sync(3, dlen, nd, dgen, dseq, tv[13], ARGV[15], ARGV[16])
+  if not part then
+    unpush(need_lat, true, 1)
+    return dgen
+  end
+  out[4] = part
+end
+-- Each session's decision list: its length after the push.
+local dlens = NONE
+for j = 1, ns do
+  local st = S[j]
+  if st and st.decs and not st.dtype then
+    local len, err = push(NK + 2 * j, st.decs)
+    if err then
+      unpush(need_lat, need_dec, j)
+      return err
+    end
+    if dlens == NONE then dlens = {} end
+    dlens[j] = len
+  end
+end
+
 -- Writes: every check passed; nothing below can fail. A count is written as
 -- text made by `fmt` ('%d'): Redis would turn a Lua number into text with
 -- '%.17g', which costs more.
 local fmt = string.format
-local function push_all(key, list)
-  for a = 1, #list, 1000 do
-    redis.call('LPUSH', key, unpack(list, a, math.min(a + 999, #list)))
-  end
-end
 local zadded = false
 do
   if hk_due then
@@ -579,9 +634,14 @@ do
           zadded = true
         end
         if st.decs then
-          push_all(dk, st.decs)
-          redis.call('LTRIM', dk, '0', '99')
-          if st.fresh or st.dtype == 'none' then redis.call('PEXPIRE', dk, sttl) end
+          -- Pushed already, unless the batch ends the session (then after
+          -- its DEL). Trimmed to 100 once it holds over 120 (readers take
+          -- the first 100); a list just created, or of a new session, gets
+          -- its TTL.
+          local len = dlens[j]
+          if st.dtype then len = push(NK + 2 * j, st.decs) end
+          if len > 120 then redis.call('LTRIM', dk, '0', '99') end
+          if st.fresh or len == #st.decs then redis.call('PEXPIRE', dk, sttl) end
         end
       elseif st.ended then
         redis.call('ZREM', K_SESS, st.sid)
@@ -589,7 +649,6 @@ do
     end
   end
   if need_lat then
-    push_all(K_LAT, lat_push)
     if llen + nl > 100 then redis.call('LTRIM', K_LAT, '0', '99') end
     if llen == 0 or due(tv[11]) then
       redis.call('PEXPIRE', K_LAT, wttl)
@@ -601,7 +660,6 @@ do
     tw[nt + 1], tw[nt + 2], nt = 'lseq', fmt('%d', lseq + nl), nt + 2
   end
   if need_dec then
-    push_all(K_DEC, dec_push)
     if dlen + nd > 100 then redis.call('LTRIM', K_DEC, '0', '99') end
     if dlen == 0 or due(tv[14]) then
       redis.call('PEXPIRE', K_DEC, wttl)
