@@ -77,6 +77,10 @@ enum Part<'a> {
 }
 
 fn part<'a>(op: &'static str, v: &'a Value) -> Result<Part<'a>, BackendError> {
+    // `0`: nothing lacking (cheaper for the script to return than `{}`).
+    if matches!(v, Value::Int(0)) {
+        return Ok(Part::InStep);
+    }
     let items = array(op, v)?;
     let Some(code) = items.first() else {
         return Ok(Part::InStep);

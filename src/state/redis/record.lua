@@ -2,12 +2,13 @@
 -- KEYS: 1 totals, 2 latency, 3 decisions, 4 rate, 5 sessions, 6 tool_runs,
 --       7 meta; then, for each distinct session the batch touches, its hash
 --       and its decision list; then one key per distinct event id.
--- ARGV: 1 now_sec, 2 now_nanos, 3 session_ttl_ms, 4 window_ttl_ms,
---       5 max_sessions, 6 max_tools, 7 dedup_ms, 8 known epoch,
---       9 candidate epoch, 10 n events, 11 ns sessions, 12 ne ids,
---       13 latency window generation the worker holds ('' for none),
---       14 its sequence number, 15 decision window generation, 16 its
---       sequence number; then the ns session ids; then 7 fields per event:
+-- ARGV: 1 now_sec, 2 now_nanos, 3 'session_ttl_ms window_ttl_ms
+--       max_sessions max_tools' (one argument: most calls need none of
+--       them), 4 dedup_ms, 5 known epoch, 6 candidate epoch, 7 n events,
+--       8 ns sessions, 9 ne ids, 10 latency window generation the worker
+--       holds ('' for none), 11 its sequence number, 12 decision window
+--       generation, 13 its sequence number; then the ns session ids; then 7
+--       fields per event:
 --       kind (t e p s x o), session index (1..ns; 0 for kind o), tool (''
 --       for none), duration ('' for none), success ('1' '0' ''), accepted
 --       ('1' '0' ''), id index (0 for none, else 1..ne).
@@ -15,7 +16,7 @@
 -- 1-based positions of the d duplicates, then, if any event was applied, the
 -- state before the batch that the worker replays it on} or the epoch's reply
 -- (see prelude.lua). L and D bring the worker's copy of the latency and
--- decision windows up to date as they were before the batch: {} (it lacks
+-- decision windows up to date as they were before the batch: 0 (it lacks
 -- nothing), {1, v...} (the values it lacks, newest first) or {2, generation,
 -- sequence, v...} (the whole window; drop the copy). The state: tool runs,
 -- ok and known of the namespace if an applied event is a tool run; runs, ok
@@ -46,14 +47,20 @@
 -- Globals read in loops, as locals (a register, not a table look-up).
 local ARGV, KEYS, tonumber = ARGV, KEYS, tonumber
 
-local reset = cm_epoch(7, ARGV[8], ARGV[9])
+local reset = cm_epoch(7, ARGV[5], ARGV[6])
 if reset then return reset end
 
 local now_str = ARGV[2]
 -- Kept as the strings they came as: a number converts to and from text at a
 -- cost, so only what arithmetic needs is converted, when it needs it.
-local sttl, wttl, dedup = ARGV[3], ARGV[4], ARGV[7]
-local candidate = ARGV[9]
+local dedup, candidate = ARGV[4], ARGV[6]
+-- The limits of ARGV[3], split when first needed: 1 session TTL (ms), 2
+-- window TTL (ms), 3 max sessions, 4 max tools (as text).
+local lim = nil
+local function limit(k)
+  if not lim then lim = {string.match(ARGV[3], '^(%d+) (%d+) (%d+) (%d+)$')} end
+  return lim[k]
+end
 -- A count or index from ARGV: the common 0 and 1 without `tonumber`, any
 -- other converted once per script run (a batch names its sessions and ids
 -- by index, event after event).
@@ -72,8 +79,8 @@ local function num(v)
   end
   return x
 end
-local n, ns, ne = num(ARGV[10]), num(ARGV[11]), num(ARGV[12])
-local F, B, NK, SA = 7, 16 + ns, 7, 16
+local n, ns, ne = num(ARGV[7]), num(ARGV[8]), num(ARGV[9])
+local F, B, NK, SA = 7, 13 + ns, 7, 13
 local K_TOTALS, K_LAT, K_DEC, K_RATE = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local K_SESS, K_RUNS = KEYS[5], KEYS[6]
 
@@ -114,7 +121,7 @@ if ne > 0 then
   end
 end
 if applied == 0 then
-  local out = {0, 0, NONE, NONE, n}
+  local out = {0, 0, 0, 0, n}
   for i = 1, n do out[4 + 1 + i] = i end
   return out
 end
@@ -256,8 +263,8 @@ for i = 0, n - 1 do
     if kind ~= 'o' and kind ~= 'x' and not S[j].counted then
       S[j].counted = true
       if not S[j].existed then
-        live = live or redis.call('ZCOUNT', K_SESS, '(' .. (now_ms() - tonumber(sttl)), '+inf')
-        if live + new_s >= tonumber(ARGV[5]) then
+        live = live or redis.call('ZCOUNT', K_SESS, '(' .. (now_ms() - tonumber(limit(1))), '+inf')
+        if live + new_s >= tonumber(limit(3)) then
           return redis.error_reply('CMCAPACITY sessions')
         end
         new_s = new_s + 1
@@ -285,7 +292,7 @@ for i = 0, n - 1 do
         local tr = {runs = runs, ok = ok, known = known}
         if not r then
           hlen = hlen or redis.call('HLEN', K_RUNS)
-          if hlen + new_t >= tonumber(ARGV[6]) then
+          if hlen + new_t >= tonumber(limit(4)) then
             return redis.error_reply('CMCAPACITY tools')
           end
           new_t = new_t + 1
@@ -365,7 +372,7 @@ end
 -- The reply, from the state before the batch (the worker replays the batch
 -- on it; see the top of this file).
 -- Its windows' parts (3 and 4) are filled in by the push phase.
-local out, no = {0, total, NONE, NONE, 0}, 5
+local out, no = {0, total, 0, 0, 0}, 5
 for i = 0, n - 1 do
   if dup[i] then
     no = no + 1
@@ -485,7 +492,7 @@ end
 -- worker at (wgen, wseq) lacks it. Returns the reply part, the generation
 -- and the sequence number before the batch, or nil and an error reply.
 local function sync(i, len, off, gen, seq, seq_text, wgen, wseq_text)
-  local part, from = NONE, nil
+  local part, from = 0, nil
   if not gen or len ~= math.min(seq, 100) then
     -- Never used, expired, or changed by someone else: a new generation
     -- holding what the list holds (checked below).
@@ -526,7 +533,7 @@ if need_lat then
   if err then return err end
   llen = len - nl
   local part
-  part, lgen, lseq = sync(2, llen, nl, lgen, lseq, tv[10], ARGV[13], ARGV[14])
+  part, lgen, lseq = sync(2, llen, nl, lgen, lseq, tv[10], ARGV[10], ARGV[11])
   if not part then
     unpush(true, false, 1)
     return lgen
@@ -541,7 +548,7 @@ if need_dec then
   end
   dlen = len - nd
   local part
-  part, dgen, dseq = sync(3, dlen, nd, dgen, dseq, tv[13], ARGV[15], ARGV[16])
+  part, dgen, dseq = sync(3, dlen, nd, dgen, dseq, tv[13], ARGV[12], ARGV[13])
   if not part then
     unpush(need_lat, true, 1)
     return dgen
@@ -570,13 +577,13 @@ local fmt = string.format
 local zadded = false
 do
   if hk_due then
-    redis.call('ZREMRANGEBYSCORE', K_SESS, '-inf', now_ms() - tonumber(sttl))
+    redis.call('ZREMRANGEBYSCORE', K_SESS, '-inf', now_ms() - tonumber(limit(1)))
   end
   if moved then
     local q = moved % 60
     redis.call('HSET', K_RATE, 'newest', fmt('%d', moved), 's' .. q, fmt('%d', moved), 'c' .. q,
       fmt('%d', moved_c))
-    redis.call('PEXPIRE', K_RATE, wttl)
+    redis.call('PEXPIRE', K_RATE, limit(2))
   end
   if rate_legacy then redis.call('HDEL', K_RATE, 'total') end
   -- `totals`' fields and values to write (`nt` of them).
@@ -628,8 +635,8 @@ do
         end
         redis.call('HSET', sk, unpack(w))
         if not kept then
-          redis.call('PEXPIRE', sk, sttl)
-          if not st.fresh then redis.call('PEXPIRE', dk, sttl) end
+          redis.call('PEXPIRE', sk, limit(1))
+          if not st.fresh then redis.call('PEXPIRE', dk, limit(1)) end
           redis.call('ZADD', K_SESS, now_ms(), st.sid)
           zadded = true
         end
@@ -641,7 +648,7 @@ do
           local len = dlens[j]
           if st.dtype then len = push(NK + 2 * j, st.decs) end
           if len > 120 then redis.call('LTRIM', dk, '0', '99') end
-          if st.fresh or len == #st.decs then redis.call('PEXPIRE', dk, sttl) end
+          if st.fresh or len == #st.decs then redis.call('PEXPIRE', dk, limit(1)) end
         end
       elseif st.ended then
         redis.call('ZREM', K_SESS, st.sid)
@@ -651,7 +658,7 @@ do
   if need_lat then
     if llen + nl > 100 then redis.call('LTRIM', K_LAT, '0', '99') end
     if llen == 0 or due(tv[11]) then
-      redis.call('PEXPIRE', K_LAT, wttl)
+      redis.call('PEXPIRE', K_LAT, limit(2))
       tw[nt + 1], tw[nt + 2], nt = 'hkl', now_s(), nt + 2
     end
     if lgen ~= tv[9] then
@@ -662,7 +669,7 @@ do
   if need_dec then
     if dlen + nd > 100 then redis.call('LTRIM', K_DEC, '0', '99') end
     if dlen == 0 or due(tv[14]) then
-      redis.call('PEXPIRE', K_DEC, wttl)
+      redis.call('PEXPIRE', K_DEC, limit(2))
       tw[nt + 1], tw[nt + 2], nt = 'hkd', now_s(), nt + 2
     end
     if dgen ~= tv[12] then
@@ -672,7 +679,7 @@ do
   end
   redis.call('HSET', K_TOTALS, unpack(tw))
   -- The set lives as long as its newest member.
-  if hk_due or zadded then redis.call('PEXPIRE', K_SESS, sttl) end
+  if hk_due or zadded then redis.call('PEXPIRE', K_SESS, limit(1)) end
   for _, j in ipairs(fresh) do
     redis.call('SET', KEYS[NK + 2 * ns + j], '1', 'PX', dedup)
   end

@@ -115,6 +115,10 @@ pub struct RedisState {
     scripts: Scripts,
     counters: Counters,
     epoch: Epoch,
+    /// The record script's ARGV[3]: session TTL (ms), window TTL (ms), max
+    /// sessions and max tools, space-separated (the script splits it only
+    /// when it needs one of them).
+    limits: String,
     scratch: Mutex<Scratch>,
 }
 
@@ -271,12 +275,21 @@ impl RedisState {
     fn start(link: Link, scripts: Scripts) -> Result<Self, BackendError> {
         const OP: &str = "connect";
         let keys = Keys::new(link.config().key_prefix());
+        let config = link.config();
+        let limits = format!(
+            "{} {} {} {}",
+            ms(config.session_ttl()),
+            ms(config.window_ttl()),
+            config.max_sessions(),
+            config.max_tools()
+        );
         let state = Self {
             link,
             keys,
             scripts,
             counters: Counters::default(),
             epoch: Epoch::new(),
+            limits,
             scratch: Mutex::default(),
         };
         let candidate = state.epoch.candidate();
@@ -372,10 +385,7 @@ impl RedisState {
         }
         p.uint(now.as_secs());
         p.uint(nanos(now));
-        p.uint(ms(config.session_ttl()));
-        p.uint(ms(config.window_ttl()));
-        p.uint(config.max_sessions() as u64);
-        p.uint(config.max_tools() as u64);
+        p.bytes(self.limits.as_bytes());
         p.uint(ms(config.dedup_horizon()));
         p.with(|b| self.epoch.write_known(b));
         p.with(|b| self.epoch.write_candidate(b));
