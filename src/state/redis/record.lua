@@ -195,6 +195,17 @@ if hk_due then
   if bad then return bad end
 end
 
+-- A session's state: a table indexed by these (a table built from a list
+-- fills its array part at once; named fields would each be hashed in).
+-- S_DTYPE: the type its decision list was found to have (checked only for
+-- a session the batch ends); S_DECS: decisions to push to that list (false
+-- for none); S_EXISTED: its hash held data; S_FRESH: started anew by the
+-- batch; S_COUNTED: counted against max_sessions; S_W_*: the field changed.
+local S_SID, S_LIVE, S_ENDED, S_TOUCHED, S_DECS, S_STARTED, S_RUNS, S_PROMPTS, S_OK,
+  S_KNOWN, S_EVENTS, S_HK, S_EXISTED, S_FRESH, S_COUNTED, S_DTYPE, S_W_RUNS, S_W_OK,
+  S_W_PROMPTS, S_W_STARTED = 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18,
+  19, 20
+-- A tool's counters: {runs, ok, known}.
 local S, tools, tool_list = {}, NONE, NONE
 local live, new_s, hlen, new_t = nil, 0, nil, 0
 local need_lat, need_dec, any_run = false, false, false
@@ -204,13 +215,9 @@ for i = 0, n - 1 do
     local kind, j, tool = ARGV[o + 1], num(ARGV[o + 2]), ARGV[o + 3]
     if kind ~= 'o' and S[j] == nil then
       local key = KEYS[NK + 2 * j - 1]
-      -- Every field it will have, so that the table is sized once. `dtype`:
-      -- the type its decision list was found to have; `decs`: decisions
-      -- to push to that list (false for none).
-      local st = {sid = ARGV[SA + j], live = false, ended = false, touched = false, decs = false,
-        started = false, runs = 0, prompts = 0, ok = 0, known = 0, events = 0, hk = false,
-        existed = false, fresh = false, counted = false, dtype = false, w_runs = false,
-        w_ok = false, w_prompts = false, w_started = false}
+      -- Every field it will have, in the order of the S_* indexes.
+      local st = {ARGV[SA + j], false, false, false, false, false, 0, 0, 0, 0, 0, false, false,
+        false, false, false, false, false, false, false}
       -- Every session hash this script writes has `last_seen`.
       local v, started, runs, prompts, ok, known, last, events, hk
       if full[j] then
@@ -230,39 +237,39 @@ for i = 0, n - 1 do
         if started and not string.match(started, '^%d+$') then
           return redis.error_reply('CMDATA ' .. NK + 2 * j - 1)
         end
-        st.live, st.started = true, started
-        st.runs, st.prompts, st.ok, st.known = count(runs), count(prompts), count(ok), count(known)
-        st.events = count(events)
-        if not (st.runs and st.prompts and st.ok and st.known and st.events) then
+        st[S_LIVE], st[S_STARTED] = true, started
+        st[S_RUNS], st[S_PROMPTS], st[S_OK], st[S_KNOWN] = count(runs), count(prompts), count(ok), count(known)
+        st[S_EVENTS] = count(events)
+        if not (st[S_RUNS] and st[S_PROMPTS] and st[S_OK] and st[S_KNOWN] and st[S_EVENTS]) then
           return redis.error_reply('CMDATA ' .. NK + 2 * j - 1)
         end
-        st.hk = hk
+        st[S_HK] = hk
       end
-      st.existed = st.live
+      st[S_EXISTED] = st[S_LIVE]
       S[j] = st
     end
     -- The decision list of a session the batch ends is deleted, then maybe
     -- pushed to: its type is checked here. (Any other session's is pushed
     -- to in the push phase, which finds a wrong type by failing.)
-    if kind == 'x' and not S[j].dtype then
+    if kind == 'x' and not S[j][S_DTYPE] then
       local dt = redis.call('TYPE', KEYS[NK + 2 * j])['ok']
       if dt ~= 'none' and dt ~= 'list' then
         return redis.error_reply('CMWRONGTYPE ' .. (NK + 2 * j))
       end
-      S[j].dtype = dt
+      S[j][S_DTYPE] = dt
     end
     if kind ~= 'o' then
       -- A session that ends or is housekept writes the session set.
       local st = S[j]
-      if not zset_checked and (kind == 'x' or not st.existed or due(st.hk)) then
+      if not zset_checked and (kind == 'x' or not st[S_EXISTED] or due(st[S_HK])) then
         zset_checked = true
         bad = cm_wrongtype(5, 'zset')
         if bad then return bad end
       end
     end
-    if kind ~= 'o' and kind ~= 'x' and not S[j].counted then
-      S[j].counted = true
-      if not S[j].existed then
+    if kind ~= 'o' and kind ~= 'x' and not S[j][S_COUNTED] then
+      S[j][S_COUNTED] = true
+      if not S[j][S_EXISTED] then
         live = live or redis.call('ZCOUNT', K_SESS, '(' .. (now_ms() - tonumber(limit(1))), '+inf')
         if live + new_s >= tonumber(limit(3)) then
           return redis.error_reply('CMCAPACITY sessions')
@@ -289,7 +296,7 @@ for i = 0, n - 1 do
             return redis.error_reply('CMDATA 6')
           end
         end
-        local tr = {runs = runs, ok = ok, known = known}
+        local tr = {runs, ok, known}
         if not r then
           hlen = hlen or redis.call('HLEN', K_RUNS)
           if hlen + new_t >= tonumber(limit(4)) then
@@ -386,14 +393,14 @@ if any_run then
 end
 for _, tool in ipairs(tool_list) do
   local tr = tools[tool]
-  out[no + 1], out[no + 2], out[no + 3] = tr.runs, tr.ok, tr.known
+  out[no + 1], out[no + 2], out[no + 3] = tr[1], tr[2], tr[3]
   no = no + 3
 end
 for j = 1, ns do
   if full[j] then
     local st = S[j]
-    if st and st.live then
-      out[no + 1], out[no + 2], out[no + 3], out[no + 4] = 1, st.started or '', st.runs, st.prompts
+    if st and st[S_LIVE] then
+      out[no + 1], out[no + 2], out[no + 3], out[no + 4] = 1, st[S_STARTED] or '', st[S_RUNS], st[S_PROMPTS]
     else
       out[no + 1], out[no + 2], out[no + 3], out[no + 4] = 0, '', 0, 0
     end
@@ -414,19 +421,19 @@ for i = 0, n - 1 do
     local dur, succ, acc = ARGV[o + 4], ARGV[o + 5], ARGV[o + 6]
     local st = S[j]
     if kind == 'x' then
-      if st.live and st.started then
-        st.live, st.ended, st.decs = false, true, false
+      if st[S_LIVE] and st[S_STARTED] then
+        st[S_LIVE], st[S_ENDED], st[S_DECS] = false, true, false
       end
     elseif kind ~= 'o' then
-      if not st.live then
-        st.live, st.started, st.fresh = true, now_str, true
-        st.runs, st.prompts, st.ok, st.known, st.events = 0, 0, 0, 0, 0
+      if not st[S_LIVE] then
+        st[S_LIVE], st[S_STARTED], st[S_FRESH] = true, now_str, true
+        st[S_RUNS], st[S_PROMPTS], st[S_OK], st[S_KNOWN], st[S_EVENTS] = 0, 0, 0, 0, 0
       end
-      st.touched = true
-      st.events = st.events + 1
+      st[S_TOUCHED] = true
+      st[S_EVENTS] = st[S_EVENTS] + 1
       if kind == 't' then
         t_runs, t_wruns = t_runs + 1, true
-        st.runs, st.w_runs = st.runs + 1, true
+        st[S_RUNS], st[S_W_RUNS] = st[S_RUNS] + 1, true
         if dur ~= '' then
           nl = nl + 1
           lat_push[nl] = dur
@@ -436,26 +443,26 @@ for i = 0, n - 1 do
         local tr = nil
         if tool ~= '' then
           tr = tools[tool]
-          tr.runs = tr.runs + 1
+          tr[1] = tr[1] + 1
         end
         if succ ~= '' then
           t_ok, t_known, t_wok = t_ok + okv, t_known + 1, true
-          st.ok, st.known, st.w_ok = st.ok + okv, st.known + 1, true
+          st[S_OK], st[S_KNOWN], st[S_W_OK] = st[S_OK] + okv, st[S_KNOWN] + 1, true
           if tr then
-            tr.ok, tr.known = tr.ok + okv, tr.known + 1
+            tr[2], tr[3] = tr[2] + okv, tr[3] + 1
           end
         end
       elseif kind == 'e' then
         if acc ~= '' then
           nd = nd + 1
           dec_push[nd] = acc
-          if not st.decs then st.decs = {} end
-          st.decs[#st.decs + 1] = acc
+          if not st[S_DECS] then st[S_DECS] = {} end
+          st[S_DECS][#st[S_DECS] + 1] = acc
         end
       elseif kind == 'p' then
-        st.prompts, st.w_prompts = st.prompts + 1, true
+        st[S_PROMPTS], st[S_W_PROMPTS] = st[S_PROMPTS] + 1, true
       elseif kind == 's' then
-        st.started, st.w_started = now_str, true
+        st[S_STARTED], st[S_W_STARTED] = now_str, true
       end
     end
   end
@@ -476,7 +483,7 @@ local function unpush(lat, dec, upto)
   if dec then redis.call('LPOP', K_DEC, nd) end
   for j = 1, upto - 1 do
     local st = S[j]
-    if st and st.decs and not st.dtype then redis.call('LPOP', KEYS[NK + 2 * j], #st.decs) end
+    if st and st[S_DECS] and not st[S_DTYPE] then redis.call('LPOP', KEYS[NK + 2 * j], #st[S_DECS]) end
   end
 end
 -- Pushes `list` to KEYS[i]: its new length, or nil and an error reply.
@@ -559,8 +566,8 @@ end
 local dlens = NONE
 for j = 1, ns do
   local st = S[j]
-  if st and st.decs and not st.dtype then
-    local len, err = push(NK + 2 * j, st.decs)
+  if st and st[S_DECS] and not st[S_DTYPE] then
+    local len, err = push(NK + 2 * j, st[S_DECS])
     if err then
       unpush(need_lat, need_dec, j)
       return err
@@ -605,30 +612,30 @@ do
   end
   for _, tool in ipairs(tool_list) do
     local tr = tools[tool]
-    redis.call('HSET', K_RUNS, tool, string.format('%d %d %d', tr.runs, tr.ok, tr.known))
+    redis.call('HSET', K_RUNS, tool, string.format('%d %d %d', tr[1], tr[2], tr[3]))
   end
   for j = 1, ns do
     local st = S[j]
     if st then
       local sk, dk = KEYS[NK + 2 * j - 1], KEYS[NK + 2 * j]
-      if st.ended then redis.call('DEL', sk, dk) end
-      if st.live and st.touched then
-        local kept = not st.fresh and not due(st.hk)
+      if st[S_ENDED] then redis.call('DEL', sk, dk) end
+      if st[S_LIVE] and st[S_TOUCHED] then
+        local kept = not st[S_FRESH] and not due(st[S_HK])
         -- A new session gets every field; one that existed, what changed.
-        local w, nw = {'last_seen', now_str, 'events', fmt('%d', st.events)}, 4
-        local all = st.fresh
-        if all or st.w_runs then
-          w[nw + 1], w[nw + 2], nw = 'tool_runs', fmt('%d', st.runs), nw + 2
+        local w, nw = {'last_seen', now_str, 'events', fmt('%d', st[S_EVENTS])}, 4
+        local all = st[S_FRESH]
+        if all or st[S_W_RUNS] then
+          w[nw + 1], w[nw + 2], nw = 'tool_runs', fmt('%d', st[S_RUNS]), nw + 2
         end
-        if all or st.w_prompts then
-          w[nw + 1], w[nw + 2], nw = 'prompts', fmt('%d', st.prompts), nw + 2
+        if all or st[S_W_PROMPTS] then
+          w[nw + 1], w[nw + 2], nw = 'prompts', fmt('%d', st[S_PROMPTS]), nw + 2
         end
-        if all or st.w_ok then
+        if all or st[S_W_OK] then
           w[nw + 1], w[nw + 2], w[nw + 3], w[nw + 4], nw =
-            'ok', fmt('%d', st.ok), 'known', fmt('%d', st.known), nw + 4
+            'ok', fmt('%d', st[S_OK]), 'known', fmt('%d', st[S_KNOWN]), nw + 4
         end
-        if st.started and (all or st.w_started) then
-          w[nw + 1], w[nw + 2], nw = 'started', st.started, nw + 2
+        if st[S_STARTED] and (all or st[S_W_STARTED]) then
+          w[nw + 1], w[nw + 2], nw = 'started', st[S_STARTED], nw + 2
         end
         if not kept then
           w[nw + 1], w[nw + 2], nw = 'hk', now_s(), nw + 2
@@ -636,22 +643,22 @@ do
         redis.call('HSET', sk, unpack(w))
         if not kept then
           redis.call('PEXPIRE', sk, limit(1))
-          if not st.fresh then redis.call('PEXPIRE', dk, limit(1)) end
-          redis.call('ZADD', K_SESS, now_ms(), st.sid)
+          if not st[S_FRESH] then redis.call('PEXPIRE', dk, limit(1)) end
+          redis.call('ZADD', K_SESS, now_ms(), st[S_SID])
           zadded = true
         end
-        if st.decs then
+        if st[S_DECS] then
           -- Pushed already, unless the batch ends the session (then after
           -- its DEL). Trimmed to 100 once it holds over 120 (readers take
           -- the first 100); a list just created, or of a new session, gets
           -- its TTL.
           local len = dlens[j]
-          if st.dtype then len = push(NK + 2 * j, st.decs) end
+          if st[S_DTYPE] then len = push(NK + 2 * j, st[S_DECS]) end
           if len > 120 then redis.call('LTRIM', dk, '0', '99') end
-          if st.fresh or len == #st.decs then redis.call('PEXPIRE', dk, limit(1)) end
+          if st[S_FRESH] or len == #st[S_DECS] then redis.call('PEXPIRE', dk, limit(1)) end
         end
-      elseif st.ended then
-        redis.call('ZREM', K_SESS, st.sid)
+      elseif st[S_ENDED] then
+        redis.call('ZREM', K_SESS, st[S_SID])
       end
     end
   end
