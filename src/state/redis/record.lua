@@ -594,8 +594,10 @@ do
   end
   if rate_legacy then redis.call('HDEL', K_RATE, 'total') end
   -- `totals`' fields and values to write (`nt` of them).
+  -- (Sized by `false`s for the common case; written up to `nt`.)
   local tw = {'events', fmt('%d', t_events + applied), 'rtot', fmt('%d', total + applied),
-    'rcnt', fmt('%d', cnt + applied)}
+    'rcnt', fmt('%d', cnt + applied), false, false, false, false, false, false, false, false,
+    false, false}
   local nt = 6
   if sec ~= tv[6] then
     tw[nt + 1], tw[nt + 2], nt = 'rnow', sec, nt + 2
@@ -622,7 +624,8 @@ do
       if st[S_LIVE] and st[S_TOUCHED] then
         local kept = not st[S_FRESH] and not due(st[S_HK])
         -- A new session gets every field; one that existed, what changed.
-        local w, nw = {'last_seen', now_str, 'events', fmt('%d', st[S_EVENTS])}, 4
+        local w, nw = {'last_seen', now_str, 'events', fmt('%d', st[S_EVENTS]), false, false,
+          false, false, false, false, false, false}, 4
         local all = st[S_FRESH]
         if all or st[S_W_RUNS] then
           w[nw + 1], w[nw + 2], nw = 'tool_runs', fmt('%d', st[S_RUNS]), nw + 2
@@ -640,7 +643,7 @@ do
         if not kept then
           w[nw + 1], w[nw + 2], nw = 'hk', now_s(), nw + 2
         end
-        redis.call('HSET', sk, unpack(w))
+        redis.call('HSET', sk, unpack(w, 1, nw))
         if not kept then
           redis.call('PEXPIRE', sk, limit(1))
           if not st[S_FRESH] then redis.call('PEXPIRE', dk, limit(1)) end
@@ -684,7 +687,7 @@ do
     end
     tw[nt + 1], tw[nt + 2], nt = 'dseq', fmt('%d', dseq + nd), nt + 2
   end
-  redis.call('HSET', K_TOTALS, unpack(tw))
+  redis.call('HSET', K_TOTALS, unpack(tw, 1, nt))
   -- The set lives as long as its newest member.
   if hk_due or zadded then redis.call('PEXPIRE', K_SESS, limit(1)) end
   for _, j in ipairs(fresh) do
