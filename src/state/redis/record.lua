@@ -7,11 +7,12 @@
 --       them), 4 dedup_ms, 5 known epoch, 6 candidate epoch, 7 n events,
 --       8 ns sessions, 9 ne ids, 10 latency window generation the worker
 --       holds ('' for none), 11 its sequence number, 12 decision window
---       generation, 13 its sequence number; then the ns session ids; then 7
---       fields per event:
+--       generation, 13 its sequence number; then the ns session ids; then F
+--       fields per event (F = 5, or 6 when the batch has ids, ne > 0):
 --       kind (t e p s x o), session index (1..ns; 0 for kind o), tool (''
---       for none), duration ('' for none), success ('1' '0' ''), accepted
---       ('1' '0' ''), id index (0 for none, else 1..ne).
+--       for none), duration ('' for none), outcome ('1' '0' '': success
+--       for kind t, accepted for kind e), and with ids the id index (0 for
+--       none, else 1..ne).
 -- Reply: {0, events in the rate window before the batch, L, D, d, the
 -- 1-based positions of the d duplicates, then, if any event was applied, the
 -- state before the batch that the worker replays it on} or the epoch's reply
@@ -80,7 +81,8 @@ local function num(v)
   return x
 end
 local n, ns, ne = num(ARGV[7]), num(ARGV[8]), num(ARGV[9])
-local F, B, NK, SA = 7, 13 + ns, 7, 13
+local F, B, NK, SA = 5, 13 + ns, 7, 13
+if ne > 0 then F = 6 end
 local K_TOTALS, K_LAT, K_DEC, K_RATE = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local K_SESS, K_RUNS = KEYS[5], KEYS[6]
 
@@ -108,7 +110,7 @@ if ne > 0 then
   end
   fresh, dup, applied = {}, {}, 0
   for i = 0, n - 1 do
-    local e = num(ARGV[B + i * F + 7])
+    local e = num(ARGV[B + i * F + 6])
     if e > 0 and seen[e] then
       dup[i] = true
     else
@@ -151,7 +153,7 @@ for i = 0, n - 1 do
   if kind == 't' then
     if ARGV[o + 4] ~= '' then want_lat = true end
   elseif kind == 'e' then
-    if ARGV[o + 6] ~= '' then want_dec = true end
+    if ARGV[o + 5] ~= '' then want_dec = true end
   elseif kind ~= 'o' then
     if full == NONE then full = {} end
     full[num(ARGV[o + 2])] = true
@@ -308,7 +310,7 @@ for i = 0, n - 1 do
         tools[tool] = tr
         tool_list[#tool_list + 1] = tool
       end
-    elseif kind == 'e' and ARGV[o + 6] ~= '' then
+    elseif kind == 'e' and ARGV[o + 5] ~= '' then
       need_dec = true
     end
   end
@@ -418,7 +420,9 @@ for i = 0, n - 1 do
   if not dup[i] then
     local o = B + i * F
     local kind, j, tool = ARGV[o + 1], num(ARGV[o + 2]), ARGV[o + 3]
-    local dur, succ, acc = ARGV[o + 4], ARGV[o + 5], ARGV[o + 6]
+    -- The outcome: a tool run's success, an edit's decision.
+    local dur, succ = ARGV[o + 4], ARGV[o + 5]
+    local acc = succ
     local st = S[j]
     if kind == 'x' then
       if st[S_LIVE] and st[S_STARTED] then

@@ -400,11 +400,15 @@ impl RedisState {
             // As above: an index into `events`.
             p.bytes(events[i].session_id.as_bytes());
         }
+        let with_ids = !batch.ids.is_empty();
         for (e, &(session, id)) in events.iter().zip(&batch.refs) {
             let tool = e.event_type.is_tool();
             let tool_name = e.named_tool().map_or("", |t| &**t);
-            let success = if tool { e.payload.success } else { None };
-            let accepted = if e.event_type.is_edit() {
+            // One field for both: a tool run's success, an edit's decision
+            // (no type is both).
+            let outcome = if tool {
+                e.payload.success
+            } else if e.event_type.is_edit() {
                 e.payload.accepted
             } else {
                 None
@@ -416,9 +420,10 @@ impl RedisState {
                 (true, Some(d)) => p.float(d),
                 _ => p.bytes(b""),
             }
-            p.bytes(bit(success).as_bytes());
-            p.bytes(bit(accepted).as_bytes());
-            p.uint(id as u64);
+            p.bytes(bit(outcome).as_bytes());
+            if with_ids {
+                p.uint(id as u64);
+            }
         }
         let script = &self.scripts.record;
         let reply = {
