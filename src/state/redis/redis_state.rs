@@ -51,9 +51,14 @@ const FIXED_KEYS: usize = 7;
 ///   they start ([`BackendError::OutOfMemory`]).
 /// - The record script checks everything before its first write: the
 ///   namespace's epoch, the type of every key (and the form of the counters
-///   it reads), the session and tool-name limits, duplicates. A rejected
-///   event or batch ([`BackendError::WrongType`],
-///   [`BackendError::CapacityExceeded`], ...) changes nothing.
+///   it reads), the session and tool-name limits, duplicates. Its first
+///   writes push the batch's values to the latency and decision windows and
+///   the sessions' decision lists (`LPUSH`'s reply is how it learns their
+///   lengths); a push that fails (a key of another type, or a window
+///   holding a value this crate did not write) makes it pop what it pushed
+///   before it answers. So a rejected event or batch
+///   ([`BackendError::WrongType`], [`BackendError::CapacityExceeded`], ...)
+///   changes nothing.
 /// - An event whose `event_id` was applied within
 ///   [`RedisConfig::with_dedup_horizon`] (key `{ns}:e:<id>`) is a duplicate:
 ///   nothing changes and its observation says
