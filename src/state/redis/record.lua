@@ -34,16 +34,18 @@
 -- sequence it holds and gets only what it lacks.
 --
 -- Housekeeping runs at most once per server second per key: `totals` field
--- `hk` (session set trimmed, TTL of the session set),
--- `hkl` / `hkd` (TTL of the latency / decision list), each session hash's
+-- `hk` (session set trimmed, TTL of the session set), `hkl` / `hkd` (TTL
+-- of the latency / decision list), each session hash's
 -- `hk` (its TTL and its decision list's, its score in the session set; the
 -- set's TTL is renewed with any score). A key this script creates gets its
 -- TTL at once.
 --
--- Pass 1 runs every check (epoch, the type of every key the batch writes,
--- stored values, limits, duplicates) and only reads; pass 2 computes in Lua;
--- the writes come last and cannot fail. So an error reply means nothing
--- changed.
+-- Pass 1 runs every check (epoch, the type of every key the batch writes
+-- but the lists it pushes to, stored values, limits, duplicates) and only
+-- reads; pass 2 computes in Lua; the push phase pushes to the lists, and
+-- pops what it pushed if a push fails (a list of another type, a window
+-- value this script did not write); the other writes come last and cannot
+-- fail. So an error reply means nothing changed.
 
 -- Globals read in loops, as locals (a register, not a table look-up).
 local ARGV, KEYS, tonumber = ARGV, KEYS, tonumber
