@@ -474,3 +474,50 @@ fn a_rate_window_an_older_version_wrote_is_adopted() {
     let moved: String = server.cmd(&["HGET", "{legacy}:rate", &cq]);
     assert_eq!(moved, "21");
 }
+
+#[test]
+fn a_sessions_decision_list_is_trimmed_past_120_and_read_as_its_last_100() {
+    let server = RedisServer::start();
+    let s = state(&server, "trim");
+    let now = Duration::from_secs(1_700_000_000);
+    let edit = |ok: bool| Event::new(EventType::FileEdit, "s1").with_accepted(ok);
+    let len = || -> u64 { server.cmd(&["LLEN", "{trim}:d:s1"]) };
+    // 100 rejections, then 20 acceptances: 120 values, not yet trimmed.
+    for i in 0..120 {
+        s.record(&edit(i >= 100), now).unwrap();
+    }
+    assert_eq!(len(), 120);
+    let i = s.composite_inputs(Scope::Session("s1")).unwrap();
+    assert_eq!(i.acceptance_rate, Some(20.0), "the newest 100: 20 accepted");
+    // The 121st push trims it to 100.
+    s.record(&edit(true), now).unwrap();
+    assert_eq!(len(), 100);
+    let i = s.composite_inputs(Scope::Session("s1")).unwrap();
+    assert_eq!(i.acceptance_rate, Some(21.0));
+}
+
+#[test]
+fn an_expired_rate_hash_leaves_only_the_finished_second() {
+    let server = RedisServer::start();
+    let s = state(&server, "ratex");
+    let now = 1_700_000_000u64;
+    let e = Event::new(EventType::UserPrompt, "s1");
+    for _ in 0..5 {
+        s.record(&e, Duration::from_secs(now)).unwrap();
+    }
+    // The first event of the next second moves `now` (5 events) into the
+    // rate hash.
+    for _ in 0..3 {
+        s.record(&e, Duration::from_secs(now + 1)).unwrap();
+    }
+    let moved: String = server.cmd(&["HGET", "{ratex}:rate", "newest"]);
+    assert_eq!(moved, now.to_string());
+    // As if the rate hash expired: what it held is forgotten, the second
+    // that was still in `totals` (3 events) is not.
+    let _: () = server.cmd(&["DEL", "{ratex}:rate"]);
+    let o = s.record(&e, Duration::from_secs(now + 2)).unwrap();
+    assert_eq!(o.events_per_second, 4.0 / 60.0);
+    // Without the loss, the window holds every second of the last 60.
+    let o = s.record(&e, Duration::from_secs(now + 3)).unwrap();
+    assert_eq!(o.events_per_second, 5.0 / 60.0);
+}
