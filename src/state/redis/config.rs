@@ -213,8 +213,10 @@ impl RedisConfig {
         self
     }
 
-    /// The latency, decision and rate windows expire after this long without
-    /// an update (by the Redis server's clock).
+    /// The latency and decision windows, and the rate window's earlier
+    /// seconds (`{ns}:rate`), expire after this long without an update (by
+    /// the Redis server's clock). The rate window's newest second is kept in
+    /// `{ns}:totals` and leaves the window 60 s later by the workers' clock.
     pub fn with_window_ttl(mut self, ttl: Duration) -> Self {
         self.window_ttl = ttl;
         self
