@@ -4,15 +4,15 @@ use std::time::Duration;
 
 use parking_lot::Mutex;
 
+use super::rule::{change, Counter, SessionChange, SharedState};
 use super::{
     next_generation, LockOutcome, LockToken, MemoryConfig, Observation, OpCounts, Scope,
-    SessionSummary, StateBackend,
+    StateBackend,
 };
 use crate::clock::{Clock, SystemClock};
 use crate::error::{BackendError, ConfigError};
-use crate::event::{Event, EventType};
+use crate::event::Event;
 use crate::score::CompositeInputs;
-use crate::window::{DecisionWindow, LatencyWindow, RateWindow};
 
 /// How often, at most, idle sessions and stale coordination entries are swept.
 const SWEEP_EVERY: Duration = Duration::from_secs(60);
@@ -72,72 +72,14 @@ pub struct Footprint {
     pub event_ids: usize,
 }
 
-#[derive(Debug, Default, Clone, Copy)]
-struct Outcomes {
-    ok: u64,
-    known: u64,
-}
-
-impl Outcomes {
-    fn add(&mut self, ok: bool) {
-        self.known += 1;
-        self.ok += u64::from(ok);
-    }
-
-    fn rate(&self) -> Option<f64> {
-        (self.known > 0).then(|| 100.0 * self.ok as f64 / self.known as f64)
-    }
-}
-
-#[derive(Debug, Default)]
-struct ToolStats {
-    runs: u64,
-    outcomes: Outcomes,
-}
-
-#[derive(Debug)]
-struct SessionState {
-    started: Duration,
-    last_seen: Duration,
-    tool_runs: u64,
-    prompts: u64,
-    outcomes: Outcomes,
-    decisions: DecisionWindow,
-    /// Events recorded in this session, and how many of them the last
-    /// composite read of the session saw ("lock if dirty").
-    events: u64,
-    reflected: u64,
-}
-
-impl SessionState {
-    fn new(now: Duration) -> Self {
-        Self {
-            started: now,
-            last_seen: now,
-            tool_runs: 0,
-            prompts: 0,
-            outcomes: Outcomes::default(),
-            decisions: DecisionWindow::new(),
-            events: 0,
-            reflected: 0,
-        }
-    }
-}
-
 #[derive(Debug, Default)]
 struct Data {
-    latency: LatencyWindow,
-    decisions: DecisionWindow,
-    rate: RateWindow,
-    outcomes: Outcomes,
-    tool_runs: u64,
-    tools: HashMap<Arc<str>, ToolStats>,
-    sessions: HashMap<Arc<str>, SessionState>,
+    /// The state the rule works on.
+    state: SharedState,
     /// Applied event ids and when each stops counting (`now` + horizon).
     event_ids: HashMap<Arc<str>, Duration>,
     next_sweep: Duration,
-    records: u64,
-    /// `records` as the last global composite read saw it.
+    /// Events recorded as the last global composite read saw them.
     reflected: u64,
     record_round_trips: u64,
     composite_reads: u64,
@@ -214,9 +156,9 @@ impl MemoryState {
         let data = self.shared.data.lock();
         let coord = self.shared.coord.lock();
         Footprint {
-            sessions: data.sessions.len(),
-            session_capacity: data.sessions.capacity(),
-            tools: data.tools.len(),
+            sessions: data.state.sessions.len(),
+            session_capacity: data.state.sessions.capacity(),
+            tools: data.state.tools.len(),
             session_coordination: coord.sessions.len(),
             event_ids: data.event_ids.len(),
         }
@@ -235,10 +177,10 @@ impl Data {
     #[inline(never)]
     fn sweep_now(&mut self, now: Duration, ttl: Duration) {
         self.next_sweep = now + SWEEP_EVERY.min(ttl);
-        self.sessions
-            .retain(|_, s| now.saturating_sub(s.last_seen) < ttl);
-        if self.sessions.capacity() > 64 && self.sessions.capacity() > 4 * self.sessions.len() {
-            self.sessions.shrink_to_fit();
+        let sessions = &mut self.state.sessions;
+        sessions.retain(|_, s| now.saturating_sub(s.last_seen) < ttl);
+        if sessions.capacity() > 64 && sessions.capacity() > 4 * sessions.len() {
+            sessions.shrink_to_fit();
         }
         self.event_ids.retain(|_, until| *until > now);
         if self.event_ids.capacity() > 64 && self.event_ids.capacity() > 4 * self.event_ids.len() {
@@ -293,8 +235,8 @@ impl Data {
     ) -> Result<(), BackendError> {
         // Fast path: even if every event opened a session and named a new
         // tool, no limit would be reached.
-        if self.sessions.len() + events.len() <= config.max_sessions()
-            && self.tools.len() + events.len() <= config.max_tools()
+        if self.state.sessions.len() + events.len() <= config.max_sessions()
+            && self.state.tools.len() + events.len() <= config.max_tools()
         {
             return Ok(());
         }
@@ -308,26 +250,31 @@ impl Data {
         dup: &[bool],
         config: &MemoryConfig,
     ) -> Result<(), BackendError> {
+        let (sessions, tools) = (&self.state.sessions, &self.state.tools);
         let mut new_sessions: Vec<&str> = Vec::new();
         let mut new_tools: Vec<&str> = Vec::new();
         for (i, e) in events.iter().enumerate() {
             if dup.get(i).copied().unwrap_or(false) {
                 continue;
             }
-            let opens_session = !matches!(e.event_type, EventType::Other | EventType::SessionEnd);
-            let id = &*e.session_id;
-            if opens_session && !self.sessions.contains_key(id) && !new_sessions.contains(&id) {
-                if self.sessions.len() + new_sessions.len() >= config.max_sessions() {
-                    return Err(BackendError::CapacityExceeded {
-                        what: "sessions",
-                        limit: config.max_sessions(),
-                    });
+            // Only which session and tool it names matter here, not the time.
+            let change = change(e, Duration::ZERO);
+            if let SessionChange::Touch { id, .. } = change.session {
+                let id = &**id;
+                if !sessions.contains_key(id) && !new_sessions.contains(&id) {
+                    if sessions.len() + new_sessions.len() >= config.max_sessions() {
+                        return Err(BackendError::CapacityExceeded {
+                            what: "sessions",
+                            limit: config.max_sessions(),
+                        });
+                    }
+                    new_sessions.push(id);
                 }
-                new_sessions.push(id);
             }
-            if let Some(tool) = e.named_tool().map(|t| &**t) {
-                if !self.tools.contains_key(tool) && !new_tools.contains(&tool) {
-                    if self.tools.len() + new_tools.len() >= config.max_tools() {
+            if let Some((tool, _)) = change.tool {
+                let tool = &**tool;
+                if !tools.contains_key(tool) && !new_tools.contains(&tool) {
+                    if tools.len() + new_tools.len() >= config.max_tools() {
                         return Err(BackendError::CapacityExceeded {
                             what: "tool names",
                             limit: config.max_tools(),
@@ -338,79 +285,6 @@ impl Data {
             }
         }
         Ok(())
-    }
-
-    #[inline(always)]
-    fn apply(&mut self, e: &Event, now: Duration) -> Observation {
-        let mut obs = Observation::default();
-        self.records += 1;
-        let sec = now.as_secs();
-        self.rate.record(sec);
-        obs.events_per_second = self.rate.per_second(sec);
-        match e.event_type {
-            EventType::Other => {}
-            EventType::SessionEnd => {
-                if let Some(s) = self.sessions.remove(&*e.session_id) {
-                    obs.session_end = Some(SessionSummary {
-                        duration: now.saturating_sub(s.started),
-                        tool_runs: s.tool_runs,
-                        prompts: s.prompts,
-                    });
-                }
-            }
-            kind => {
-                let session = match self.sessions.get_mut(&*e.session_id) {
-                    Some(s) => s,
-                    None => self
-                        .sessions
-                        .entry(Arc::clone(&e.session_id))
-                        .or_insert_with(|| SessionState::new(now)),
-                };
-                session.last_seen = now;
-                session.events += 1;
-                if kind.is_tool() {
-                    self.tool_runs += 1;
-                    session.tool_runs += 1;
-                    if let Some(ms) = e.duration_ms {
-                        self.latency.push(ms);
-                        obs.latency = self.latency.summary();
-                    }
-                    // A known tool is found by name; only a new one clones the Arc.
-                    let tool = match e.named_tool() {
-                        Some(name) => Some(match self.tools.get_mut(&**name) {
-                            Some(t) => t,
-                            None => self.tools.entry(Arc::clone(name)).or_default(),
-                        }),
-                        None => None,
-                    };
-                    if let Some(ok) = e.payload.success {
-                        self.outcomes.add(ok);
-                        session.outcomes.add(ok);
-                        obs.overall_success_rate = self.outcomes.rate();
-                    }
-                    if let Some(t) = tool {
-                        t.runs += 1;
-                        obs.tool_frequency = Some(100.0 * t.runs as f64 / self.tool_runs as f64);
-                        if let Some(ok) = e.payload.success {
-                            t.outcomes.add(ok);
-                            obs.tool_success_rate = t.outcomes.rate();
-                        }
-                    }
-                } else if kind.is_edit() {
-                    if let Some(accepted) = e.payload.accepted {
-                        self.decisions.push(accepted);
-                        session.decisions.push(accepted);
-                        obs.acceptance_rate = self.decisions.acceptance_rate();
-                    }
-                } else if kind == EventType::UserPrompt {
-                    session.prompts += 1;
-                    obs.prompts_in_session = Some(session.prompts);
-                } else if kind == EventType::SessionStart {
-                    session.started = now;
-                }
-            }
-        }
-        obs
     }
 }
 
@@ -463,7 +337,7 @@ impl StateBackend for MemoryState {
         if event.event_id.is_some() {
             data.remember(event, now + self.shared.config.dedup_horizon());
         }
-        Ok(data.apply(event, now))
+        Ok(data.state.record(event, now))
     }
 
     fn record_batch(
@@ -487,7 +361,7 @@ impl StateBackend for MemoryState {
                 });
             } else {
                 data.remember(e, until);
-                out.push(data.apply(e, now));
+                out.push(data.state.record(e, now));
             }
         }
         Ok(())
@@ -498,20 +372,22 @@ impl StateBackend for MemoryState {
         data.composite_reads += 1;
         Ok(match scope {
             Scope::Global => {
-                data.reflected = data.records;
-                CompositeInputs {
-                    success_rate: data.outcomes.rate(),
-                    acceptance_rate: data.decisions.acceptance_rate(),
-                    tool_runs: data.tool_runs,
-                }
+                let state = &data.state;
+                let inputs = CompositeInputs {
+                    success_rate: state.totals.success_rate(),
+                    acceptance_rate: state.decisions.acceptance_rate(),
+                    tool_runs: state.totals.get(Counter::ToolRuns),
+                };
+                data.reflected = state.totals.get(Counter::Events);
+                inputs
             }
-            Scope::Session(id) => match data.sessions.get_mut(id) {
+            Scope::Session(id) => match data.state.sessions.get_mut(id) {
                 Some(s) => {
-                    s.reflected = s.events;
+                    s.reflected = s.counts.get(Counter::Events);
                     CompositeInputs {
-                        success_rate: s.outcomes.rate(),
+                        success_rate: s.counts.success_rate(),
                         acceptance_rate: s.decisions.acceptance_rate(),
-                        tool_runs: s.tool_runs,
+                        tool_runs: s.counts.get(Counter::ToolRuns),
                     }
                 }
                 None => CompositeInputs::default(),
@@ -524,6 +400,7 @@ impl StateBackend for MemoryState {
         let ttl = self.shared.config.session_ttl();
         let data = self.shared.data.lock();
         Ok(data
+            .state
             .sessions
             .iter()
             .filter(|(_, s)| now.saturating_sub(s.last_seen) < ttl)
@@ -583,7 +460,8 @@ impl StateBackend for MemoryState {
     fn op_counts(&self) -> OpCounts {
         let (records, record_round_trips, composite_reads) = {
             let d = self.shared.data.lock();
-            (d.records, d.record_round_trips, d.composite_reads)
+            let records = d.state.totals.get(Counter::Events);
+            (records, d.record_round_trips, d.composite_reads)
         };
         let c = self.shared.coord.lock();
         OpCounts {
@@ -643,11 +521,12 @@ impl MemoryState {
     fn dirty(&self, scope: Scope<'_>) -> bool {
         let data = self.shared.data.lock();
         match scope {
-            Scope::Global => data.records > data.reflected,
+            Scope::Global => data.state.totals.get(Counter::Events) > data.reflected,
             Scope::Session(id) => data
+                .state
                 .sessions
                 .get(id)
-                .is_some_and(|s| s.events > s.reflected),
+                .is_some_and(|s| s.counts.get(Counter::Events) > s.reflected),
         }
     }
 }

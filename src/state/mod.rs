@@ -11,6 +11,7 @@ mod memory;
 mod memory_config;
 mod observation;
 mod ops;
+mod rule;
 mod scope;
 mod session_page;
 

@@ -4,9 +4,24 @@ const SLOTS: usize = RATE_SECONDS as usize;
 
 /// Counts events per whole second over the last [`RATE_SECONDS`] seconds.
 ///
-/// An event stamped earlier than the newest second seen (a slow thread, a
-/// clock step back) counts in the newest second, so the window never loses it.
+/// The window ends at the newest second recorded. An event stamped earlier
+/// (out of order under event time, a slow thread) counts in its own second
+/// while that second is still inside the window; one stamped 60 or more
+/// seconds before the newest (a clock that stepped back, an event later
+/// than the window) counts in the newest second, so the window never loses
+/// an event.
 ///
+/// ```
+/// use composite_metrics::window::RateWindow;
+/// let mut w = RateWindow::new();
+/// w.record(120); // 12:02:00
+/// w.record(90); //  12:01:30, in the window ending at 12:02:00
+/// assert_eq!(w.count(120), 2);
+/// w.record(150); // 12:02:30: the window is 12:01:31 ..= 12:02:30
+/// assert_eq!(w.count(150), 2);
+/// w.record(60); //  60 s or more behind: counted at 12:02:30
+/// assert_eq!(w.count(150), 3);
+/// ```
 /// ```
 /// use composite_metrics::window::RateWindow;
 /// let mut w = RateWindow::new();
@@ -44,19 +59,42 @@ impl RateWindow {
         }
     }
 
-    /// Records one event at second `sec` (since the UNIX epoch).
-    pub fn record(&mut self, sec: u64) {
-        if sec > self.newest {
-            self.advance(sec);
+    /// A window known only by its newest second and its total (the events
+    /// in the 60 seconds ending there): what a remote backend tells of its
+    /// own window. Recording into it at seconds up to `newest` counts as in
+    /// the window it stands for; its figures are exact until it moves on.
+    pub(crate) const fn resume(newest: u64, total: u64) -> Self {
+        Self {
+            slots: [(0, 0); SLOTS],
+            newest,
+            total,
         }
-        let newest = self.newest;
-        // `newest % SLOTS` is below SLOTS: the index is in bounds.
-        let slot = &mut self.slots[(newest % RATE_SECONDS) as usize];
-        if slot.0 != newest {
-            *slot = (newest, 0);
+    }
+
+    /// Records one event at second `sec` (since the UNIX epoch): in its own
+    /// second, or in the newest one when `sec` is 60 or more seconds behind it.
+    pub fn record(&mut self, sec: u64) {
+        let sec = if sec > self.newest {
+            self.advance(sec);
+            sec
+        } else if self.newest - sec >= RATE_SECONDS {
+            self.newest
+        } else {
+            sec
+        };
+        // `sec % RATE_SECONDS` is below SLOTS: the index is in bounds. The
+        // slot holds `sec` or a second at least 60 older, out of the window.
+        let slot = &mut self.slots[(sec % RATE_SECONDS) as usize];
+        if slot.0 != sec {
+            *slot = (sec, 0);
         }
         slot.1 += 1;
         self.total += 1;
+    }
+
+    /// The newest second recorded (0 before any).
+    pub fn newest(&self) -> u64 {
+        self.newest
     }
 
     /// Moves the newest second to `sec` (later than it), dropping from the

@@ -132,10 +132,15 @@ impl Default for RedisConfig {
 }
 
 impl RedisConfig {
+    /// The longest namespace accepted, in bytes.
+    pub const MAX_NAMESPACE_LEN: usize = 64;
+
     /// Puts every key under `{namespace}:`. The namespace is kept as given;
     /// one holding `{` or `}` (which would break the hash tag, and let two
-    /// namespaces share keys) is rejected by [`validate`](Self::validate),
-    /// and so at connect.
+    /// namespaces share keys), and one longer than
+    /// [`MAX_NAMESPACE_LEN`](Self::MAX_NAMESPACE_LEN) bytes (every key
+    /// carries it), are rejected by [`validate`](Self::validate), and so at
+    /// connect.
     pub fn with_namespace(mut self, namespace: &str) -> Self {
         self.namespace = namespace.to_owned();
         self
@@ -281,13 +286,17 @@ impl RedisConfig {
     }
 
     /// Rejects zero timeouts and limits, TTLs under one millisecond, and an
-    /// empty namespace or one holding `{` or `}`.
+    /// empty namespace, one holding `{` or `}`, or one longer than
+    /// [`MAX_NAMESPACE_LEN`](Self::MAX_NAMESPACE_LEN) bytes.
     ///
     /// ```
     /// use composite_metrics::state::RedisConfig;
     /// use composite_metrics::ConfigError;
     ///
     /// let err = RedisConfig::default().with_namespace("team{").validate().unwrap_err();
+    /// assert!(matches!(err, ConfigError::OutOfRange { field: "namespace", .. }));
+    /// let long = "n".repeat(RedisConfig::MAX_NAMESPACE_LEN + 1);
+    /// let err = RedisConfig::default().with_namespace(&long).validate().unwrap_err();
     /// assert!(matches!(err, ConfigError::OutOfRange { field: "namespace", .. }));
     /// ```
     pub fn validate(&self) -> Result<(), ConfigError> {
@@ -318,6 +327,12 @@ impl RedisConfig {
             return Err(ConfigError::OutOfRange {
                 field: "namespace",
                 reason: "must not be empty",
+            });
+        }
+        if self.namespace.len() > Self::MAX_NAMESPACE_LEN {
+            return Err(ConfigError::OutOfRange {
+                field: "namespace",
+                reason: "must be at most 64 bytes (every key carries it)",
             });
         }
         if self.namespace.contains(['{', '}']) {

@@ -32,6 +32,8 @@ pub(crate) const SESSION_LOCK: &str = "l";
 pub(crate) const SESSION_LAST: &str = "m";
 /// Family tag: a session-scope fencing generation.
 pub(crate) const SESSION_FENCE: &str = "f";
+/// Family tag: a tool's counters (a hash).
+pub(crate) const TOOL: &str = "t";
 /// Family tag: an applied event id (deduplication within the horizon).
 pub(crate) const EVENT_ID: &str = "e";
 /// Family tag: a [`RedisSink`](crate::sink::RedisSink) series.
@@ -42,8 +44,9 @@ pub(crate) const SINK_GENERATION: &str = "g";
 
 /// Every family tag, for the disjointness test.
 #[cfg(test)]
-pub(crate) const FAMILIES: [&str; 8] = [
+pub(crate) const FAMILIES: [&str; 9] = [
     SESSION,
+    TOOL,
     SESSION_DECISIONS,
     SESSION_LOCK,
     SESSION_LAST,
@@ -62,9 +65,8 @@ pub(crate) struct Keys {
     pub(crate) decisions: String,
     pub(crate) rate: String,
     pub(crate) sessions: String,
-    pub(crate) tool_runs: String,
-    pub(crate) tool_ok: String,
-    pub(crate) tool_known: String,
+    /// The names of the tools with counters (a set).
+    pub(crate) tools: String,
     pub(crate) lock: String,
     pub(crate) last: String,
     pub(crate) fence: String,
@@ -80,15 +82,13 @@ pub(crate) struct Keys {
 }
 
 /// The fixed names (none contains `:`).
-pub(crate) const FIXED: [&str; 15] = [
+pub(crate) const FIXED: [&str; 13] = [
     "totals",
     "latency",
     "decisions",
     "rate",
     "sessions",
-    "tool_runs",
-    "tool_ok",
-    "tool_known",
+    "tools",
     "lock",
     "last",
     "fence",
@@ -108,9 +108,7 @@ impl Keys {
             decisions: k("decisions"),
             rate: k("rate"),
             sessions: k("sessions"),
-            tool_runs: k("tool_runs"),
-            tool_ok: k("tool_ok"),
-            tool_known: k("tool_known"),
+            tools: k("tools"),
             lock: k("lock"),
             last: k("last"),
             fence: k("fence"),
@@ -135,6 +133,11 @@ impl Keys {
     /// A session's hash.
     pub(crate) fn session(&self, id: &str) -> String {
         self.family(SESSION, id)
+    }
+
+    /// A tool's counters.
+    pub(crate) fn tool(&self, name: &str) -> String {
+        self.family(TOOL, name)
     }
 
     /// A session's decision list.

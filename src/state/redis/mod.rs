@@ -6,6 +6,7 @@ mod epoch;
 mod keys;
 mod link;
 mod mirror;
+mod record_plan;
 mod redis_state;
 mod reply;
 mod resp;

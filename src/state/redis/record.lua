@@ -1,703 +1,348 @@
--- Applies a batch of events in order, all or none; see redis_state.rs.
--- KEYS: 1 totals, 2 latency, 3 decisions, 4 rate, 5 sessions, 6 tool_runs,
---       7 meta; then, for each distinct session the batch touches, its hash
---       and its decision list; then one key per distinct event id.
--- ARGV: 1 now_sec, 2 now_nanos, 3 'session_ttl_ms window_ttl_ms
---       max_sessions max_tools' (one argument: most calls need none of
---       them), 4 dedup_ms, 5 known epoch, 6 candidate epoch, 7 n events,
---       8 ns sessions, 9 ne ids, 10 latency window generation the worker
---       holds ('' for none), 11 its sequence number, 12 decision window
---       generation, 13 its sequence number; then the ns session ids; then F
---       fields per event (F = 5, or 6 when the batch has ids, ne > 0):
---       kind (t e p s x o), session index (1..ns; 0 for kind o), tool (''
---       for none), duration ('' for none), outcome ('1' '0' '': success
---       for kind t, accepted for kind e), and with ids the id index (0 for
---       none, else 1..ne).
--- Reply: {0, events in the rate window before the batch, L, D, d, the
--- 1-based positions of the d duplicates, then, if any event was applied, the
--- state before the batch that the worker replays it on} or the epoch's reply
--- (see prelude.lua). L and D bring the worker's copy of the latency and
--- decision windows up to date as they were before the batch: 0 (it lacks
--- nothing), {1, v...} (the values it lacks, newest first) or {2, generation,
--- sequence, v...} (the whole window; drop the copy). The state: tool runs,
--- ok and known of the namespace if an applied event is a tool run; runs, ok
--- and known of each tool the applied tool runs name, in the order they first
--- name it; for each session index (1..ns, in order) with an event of kind p,
--- s or x (duplicates included): live (1/0), started ('' if none), tool runs,
--- prompts. The worker replays the batch on it as pass 2 below does: a reply
--- of a few values per batch instead of several per event.
+-- Applies a batch's operations, all or none. What an event does is decided
+-- in Rust (src/state/rule.rs); the worker merges a batch's changes into
+-- operations per key (record_plan.rs) and this script applies them. It knows
+-- the key layout, not what an event means.
 --
--- Windows: `totals` keeps, per window, a generation (a token, new whenever
--- the list was found changed by anyone else, expired or never used) and a
--- sequence number (values pushed in this generation); the list holds the
--- last min(sequence, 100) values. A worker names the generation and
--- sequence it holds and gets only what it lacks.
---
--- Housekeeping runs at most once per server second per key: `totals` field
--- `hk` (session set trimmed, TTL of the session set), `hkl` / `hkd` (TTL
--- of the latency / decision list), each session hash's
--- `hk` (its TTL and its decision list's, its score in the session set; the
--- set's TTL is renewed with any score). A key this script creates gets its
--- TTL at once.
---
--- Pass 1 runs every check (epoch, the type of every key the batch writes
--- but the lists it pushes to, stored values, limits, duplicates) and only
--- reads; pass 2 computes in Lua; the push phase pushes to the lists, and
--- pops what it pushed if a push fails (a list of another type, a window
--- value this script did not write); the other writes come last and cannot
--- fail. So an error reply means nothing changed.
+-- KEYS: 1 meta, 2 totals, 3 rate, 4 sessions (index), 5 tools (index),
+--       6 latency window, 7 decision window, then the event-id keys, then
+--       the keys the entries below name.
+-- ARGV: 1 known epoch, 2 candidate epoch, 3 now (the worker's clock, ns),
+--       4 its second, 5 session TTL (ms), 6 window TTL (ms), 7 max sessions,
+--       8 max tools, 9 dedup horizon (ms), 10 events counted in the rate,
+--       11-14 the latency and decision windows' generation and sequence the
+--       worker holds, 15 event ids, then:
+--       latency values: count, values; decisions: count, values ('1'/'0');
+--       entries (the first is totals): count, then per entry: key index,
+--       kind ('total', 'tool', 'session'), mode ('+' add to what is there,
+--       '=' replace it, 'x' delete it), ret ('1': return the fields' values
+--       before), field count, then field, op, value per field, op being '+'
+--       (add), '?' (set if absent), '=' (set) or '.' (only read); a tool or
+--       session then names its member in its index, and a session its
+--       decision list's key index, a count and the decisions to push to it.
+-- Reply: {0, how far the rate's newest second is ahead of the worker's, the
+--   events in the rate window before the batch,
+--   latency part, decision part, the ret entries' field values ('' for
+--   absent)}; {3, i...} when event ids i were applied before (nothing
+--   changed); or the epoch's reply (prelude.lua). A window part brings the
+--   worker's copy up to date: 0 (in step), {1, v...} (values it lacks,
+--   newest first) or {2, generation, sequence, v...} (the whole window).
+-- Errors: CMWRONGTYPE i, CMDATA i (KEYS[i] holds what this crate did not
+--   write), CMCAPACITY sessions|tools. An error means nothing changed.
 
--- Globals read in loops, as locals (a register, not a table look-up).
-local ARGV, KEYS, tonumber = ARGV, KEYS, tonumber
-
-local reset = cm_epoch(7, ARGV[5], ARGV[6])
+local reset = cm_epoch(1, ARGV[1], ARGV[2])
 if reset then return reset end
 
-local now_str = ARGV[2]
--- Kept as the strings they came as: a number converts to and from text at a
--- cost, so only what arithmetic needs is converted, when it needs it.
-local dedup, candidate = ARGV[4], ARGV[6]
--- The limits of ARGV[3], split when first needed: 1 session TTL (ms), 2
--- window TTL (ms), 3 max sessions, 4 max tools (as text).
-local lim = nil
-local function limit(k)
-  if not lim then lim = {string.match(ARGV[3], '^(%d+) (%d+) (%d+) (%d+)$')} end
-  return lim[k]
+local NOW, CANDIDATE = ARGV[3], ARGV[2]
+local SESSION_TTL, WINDOW_TTL = ARGV[5], ARGV[6]
+local WINDOW, LIST_TRIM = 100, 120
+local argi = 15
+local function arg()
+  argi = argi + 1
+  return ARGV[argi]
 end
--- A count or index from ARGV: the common 0 and 1 without `tonumber`, any
--- other converted once per script run (a batch names its sessions and ids
--- by index, event after event).
--- Tables cost an allocation, their growth and the collector's time: the
--- common case makes few, sized by their constructors. `NONE` stands for an
--- empty table that is only read.
-local NONE = {}
-local nums = nil
-local function num(v)
-  if v == '1' then return 1 elseif v == '0' then return 0 end
-  if not nums then nums = {} end
-  local x = nums[v]
-  if not x then
-    x = tonumber(v)
-    nums[v] = x
+local function take(n)
+  local list = {}
+  for i = 1, n do list[i] = arg() end
+  return list
+end
+local function data_error(i) return redis.error_reply('CMDATA ' .. i) end
+local function is_count(v) return not v or string.match(v, '^%d+$') ~= nil end
+
+-- The server's clock, read once when first needed; housekeeping runs at
+-- most once per server second per key.
+local clock = nil
+local function server_now()
+  if not clock then
+    local t = redis.call('TIME')
+    clock = {second = t[1], ms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)}
   end
-  return x
+  return clock
 end
-local n, ns, ne = num(ARGV[7]), num(ARGV[8]), num(ARGV[9])
-local F, B, NK, SA = 5, 13 + ns, 7, 13
-if ne > 0 then F = 6 end
-local K_TOTALS, K_LAT, K_DEC, K_RATE = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
-local K_SESS, K_RUNS = KEYS[5], KEYS[6]
+local function due(housekept) return housekept ~= server_now().second end
 
--- A closure costs an allocation per run (and its upvalues more): helpers
--- are few, and what is used once is written out where it is used. An error
--- `CMDATA i` says KEYS[i] holds a value this script did not write.
--- A stored counter: 0 when absent, nil when not a non-negative integer.
-local function count(v)
-  if not v then return 0 end
-  local x = tonumber(v)
-  if x and x >= 0 and x % 1 == 0 then return x end
-  return nil
-end
-
--- Pass 1: checks and reads.
-
--- Duplicates: an id applied before (its key exists) or earlier in the batch.
-local fresh, dup, applied = NONE, NONE, n
-if ne > 0 then
-  local seen = {}
-  for j = 1, ne do
-    local v, bad = cm_read(NK + 2 * ns + j, 'GET', KEYS[NK + 2 * ns + j])
-    if bad then return bad end
-    if v then seen[j] = true end
+-- Phase 1, parse and dedup: an event id applied before stops the batch.
+local ids = {}
+for i = 1, tonumber(ARGV[15]) do ids[i] = 7 + i end
+local latency_values = take(tonumber(arg()))
+local decision_values = take(tonumber(arg()))
+local entries = {}
+for e = 1, tonumber(arg()) do
+  local entry = {key = tonumber(arg()), kind = arg(), mode = arg(), ret = arg() == '1'}
+  entry.fields, entry.ops, entry.values = {}, {}, {}
+  for f = 1, tonumber(arg()) do
+    entry.fields[f], entry.ops[f], entry.values[f] = arg(), arg(), arg()
   end
-  fresh, dup, applied = {}, {}, 0
-  for i = 0, n - 1 do
-    local e = num(ARGV[B + i * F + 6])
-    if e > 0 and seen[e] then
-      dup[i] = true
-    else
-      if e > 0 then
-        seen[e] = true
-        fresh[#fresh + 1] = e
-      end
-      applied = applied + 1
+  if entry.kind ~= 'total' then entry.member = arg() end
+  if entry.kind == 'session' then
+    entry.list = tonumber(arg())
+    entry.pushes = take(tonumber(arg()))
+  end
+  entries[e] = entry
+end
+local seen = {}
+for n, i in ipairs(ids) do
+  local v, bad = cm_read(i, 'GET', KEYS[i])
+  if bad then return bad end
+  if v then seen[#seen + 1] = n end
+end
+if #seen > 0 then return {3, unpack(seen)} end
+
+-- Phase 2, check: read every entry's fields (with totals, the bookkeeping
+-- of the windows and the rate), check that they are counts, and the limits.
+local BOOKKEEPING = {'hk', 'rnow', 'rcnt', 'rtot', 'lgen', 'lseq', 'hkl', 'dgen', 'dseq', 'hkd'}
+local book = {}
+local new_sessions, new_tools, index_written = 0, 0, false
+for _, entry in ipairs(entries) do
+  -- Besides its fields: totals' bookkeeping, a session's `hk` (the server
+  -- second it was last housekept in).
+  local names, extra = {unpack(entry.fields)}, {}
+  if entry.kind == 'total' then extra = BOOKKEEPING elseif entry.kind == 'session' then extra = {'hk'} end
+  for _, name in ipairs(extra) do names[#names + 1] = name end
+  local got, bad = cm_read(entry.key, 'HMGET', KEYS[entry.key], unpack(names))
+  if bad then return bad end
+  entry.before, entry.exists = {}, false
+  for f = 1, #entry.fields do
+    if not is_count(got[f]) then return data_error(entry.key) end
+    entry.before[f] = got[f]
+    entry.exists = entry.exists or got[f] ~= false
+  end
+  if entry.kind == 'total' then
+    for b, name in ipairs(extra) do book[name] = got[#entry.fields + b] end
+  end
+  if entry.kind == 'session' then
+    entry.hk = got[#names]
+    entry.housekeep = entry.mode == '=' or (entry.mode == '+' and due(entry.hk))
+    index_written = index_written or entry.housekeep or entry.mode == 'x'
+    -- A list deleted and pushed to again cannot be popped back: check it now.
+    if entry.mode == '=' then
+      bad = cm_wrongtype(entry.list, 'list')
+      if bad then return bad end
     end
   end
-end
-if applied == 0 then
-  local out = {0, 0, 0, 0, n}
-  for i = 1, n do out[4 + 1 + i] = i end
-  return out
-end
-
--- The server's clock (TIME), read when first needed: its second as a
--- string (housekeeping compares and stores it as is) and its time in ms.
-local t, now_ms_v = nil, nil
-local function now_s()
-  if not t then t = redis.call('TIME') end
-  return t[1]
-end
-local function now_ms()
-  if not now_ms_v then
-    now_ms_v = tonumber(now_s()) * 1000 + math.floor(tonumber(t[2]) / 1000)
-  end
-  return now_ms_v
-end
-
--- The window fields are read only when an event may push to that window
--- (every value read costs; a superset of what pass 1 finds it needs).
--- Likewise a session's `started` and `prompts`: only for a session the
--- batch ends, starts or prompts in (`full`).
-local want_lat, want_dec, full = false, false, NONE
-for i = 0, n - 1 do
-  local o = B + i * F
-  local kind = ARGV[o + 1]
-  if kind == 't' then
-    if ARGV[o + 4] ~= '' then want_lat = true end
-  elseif kind == 'e' then
-    if ARGV[o + 5] ~= '' then want_dec = true end
-  elseif kind ~= 'o' then
-    if full == NONE then full = {} end
-    full[num(ARGV[o + 2])] = true
+  if not entry.exists and entry.mode ~= 'x' then
+    if entry.kind == 'session' then new_sessions = new_sessions + 1 end
+    if entry.kind == 'tool' then new_tools = new_tools + 1 end
   end
 end
-local tv, bad
-if want_dec then
-  tv, bad = cm_read(1, 'HMGET', K_TOTALS, 'tool_runs', 'ok', 'known', 'events', 'hk',
-    'rnow', 'rtot', 'rcnt', 'lgen', 'lseq', 'hkl', 'dgen', 'dseq', 'hkd')
-elseif want_lat then
-  tv, bad = cm_read(1, 'HMGET', K_TOTALS, 'tool_runs', 'ok', 'known', 'events', 'hk',
-    'rnow', 'rtot', 'rcnt', 'lgen', 'lseq', 'hkl')
+for _, name in ipairs({'rnow', 'rcnt', 'rtot', 'lseq', 'dseq'}) do
+  if not is_count(book[name]) then return data_error(2) end
+end
+if new_sessions > 0 then
+  local since = '(' .. (server_now().ms - tonumber(SESSION_TTL))
+  local live, bad = cm_read(4, 'ZCOUNT', KEYS[4], since, '+inf')
+  if bad then return bad end
+  if live + new_sessions > tonumber(ARGV[7]) then return redis.error_reply('CMCAPACITY sessions') end
+end
+if new_tools > 0 then
+  local known, bad = cm_read(5, 'SCARD', KEYS[5])
+  if bad then return bad end
+  if known + new_tools > tonumber(ARGV[8]) then return redis.error_reply('CMCAPACITY tools') end
+end
+local namespace_due = due(book.hk)
+if index_written or namespace_due then
+  local bad = cm_wrongtype(4, 'zset')
+  if bad then return bad end
+end
+
+-- The rate window: events per second over 60 s by the worker's clock. In
+-- totals: `rnow` the newest second, `rcnt` its count, `rtot` the events in
+-- the 60 s ending at it. In the rate hash: `s<q>`/`c<q>`, second and count
+-- of slot q = second % 60 for seconds before `rnow`, and `alive` (present
+-- unless the hash expired: then only `rnow`'s own count is known). Only
+-- reads here; `rate_writes` are written in phase 4.
+local count, second = tonumber(ARGV[10]), tonumber(ARGV[4])
+local rnow, rcnt, rtot = tonumber(book.rnow or -1), tonumber(book.rcnt or 0), tonumber(book.rtot or 0)
+local function slot(s) return 's' .. (s % 60), 'c' .. (s % 60) end
+local rate_total, rate_writes = rtot, nil
+if second > rnow then
+  rate_total = 0
+  if rnow >= 0 and second - rnow < 60 then
+    -- The finished second moves to the hash; the seconds leaving the window
+    -- (rnow - 59 .. second - 60) come off the total.
+    local names = {'alive'}
+    for s = math.max(rnow - 59, 0), second - 60 do
+      local sf, cf = slot(s)
+      names[#names + 1], names[#names + 2] = sf, cf
+    end
+    local got, bad = cm_read(3, 'HMGET', KEYS[3], unpack(names))
+    if bad then return bad end
+    rate_total = rcnt
+    if got[1] then
+      rate_total = rtot
+      for s = math.max(rnow - 59, 0), second - 60 do
+        local n = s - math.max(rnow - 59, 0) + 1
+        if tonumber(got[2 * n]) == s then rate_total = rate_total - (tonumber(got[2 * n + 1]) or 0) end
+      end
+      rate_total = math.max(rate_total, 0)
+    end
+    local sf, cf = slot(rnow)
+    rate_writes = {'alive', 1, sf, rnow, cf, rcnt}
+  end
+  rnow, rcnt, rtot = second, count, rate_total + count
+elseif rnow - second < 60 and second ~= rnow then
+  -- A late second, still in the window: counted in its own slot.
+  local sf, cf = slot(second)
+  local got, bad = cm_read(3, 'HMGET', KEYS[3], sf, cf)
+  if bad then return bad end
+  local c = count
+  if tonumber(got[1]) == second then c = c + (tonumber(got[2]) or 0) end
+  rate_writes = {'alive', 1, sf, second, cf, c}
+  rtot = rtot + count
 else
-  tv, bad = cm_read(1, 'HMGET', K_TOTALS, 'tool_runs', 'ok', 'known', 'events', 'hk',
-    'rnow', 'rtot', 'rcnt')
-end
-if bad then return bad end
--- The namespace's counters, and whether the batch changes them (`t_wruns`,
--- `t_wok`).
-local t_runs, t_ok, t_known, t_events = count(tv[1]), count(tv[2]), count(tv[3]), count(tv[4])
-local t_lseq, t_dseq, t_wruns, t_wok = count(tv[10]), count(tv[13]), false, false
-if not (t_runs and t_ok and t_known and t_events and t_lseq and t_dseq) then
-  return redis.error_reply('CMDATA ' .. 1)
-end
--- Whether a key last housekept in server second `x` is due. Without
--- asking the server's clock when `x` is the second `totals` was last
--- housekept in and the worker's clock says it is that second still (the
--- common case: then at worst housekeeping waits for the worker's clock).
-local hk_cur = nil
-if tv[5] == ARGV[1] then hk_cur = tv[5] end
-local function due(x)
-  if hk_cur and x == hk_cur then return false end
-  return x ~= now_s()
-end
-local hk_due = due(tv[5])
--- The session set's type is checked once, before it is first written.
-local zset_checked = false
-if hk_due then
-  zset_checked = true
-  bad = cm_wrongtype(5, 'zset')
-  if bad then return bad end
+  -- The newest second, or one 60 s or more behind: counted in the newest.
+  rcnt, rtot = rcnt + count, rtot + count
 end
 
--- A session's state: a table indexed by these (a table built from a list
--- fills its array part at once; named fields would each be hashed in).
--- S_DTYPE: the type its decision list was found to have (checked only for
--- a session the batch ends); S_DECS: decisions to push to that list (false
--- for none); S_EXISTED: its hash held data; S_FRESH: started anew by the
--- batch; S_COUNTED: counted against max_sessions; S_W_*: the field changed.
-local S_SID, S_LIVE, S_ENDED, S_TOUCHED, S_DECS, S_STARTED, S_RUNS, S_PROMPTS, S_OK,
-  S_KNOWN, S_EVENTS, S_HK, S_EXISTED, S_FRESH, S_COUNTED, S_DTYPE, S_W_RUNS, S_W_OK,
-  S_W_PROMPTS, S_W_STARTED = 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18,
-  19, 20
--- A tool's counters: {runs, ok, known}.
-local S, tools, tool_list = {}, NONE, NONE
-local live, new_s, hlen, new_t = nil, 0, nil, 0
-local need_lat, need_dec, any_run = false, false, false
-for i = 0, n - 1 do
-  if not dup[i] then
-    local o = B + i * F
-    local kind, j, tool = ARGV[o + 1], num(ARGV[o + 2]), ARGV[o + 3]
-    if kind ~= 'o' and S[j] == nil then
-      local key = KEYS[NK + 2 * j - 1]
-      -- Every field it will have, in the order of the S_* indexes.
-      local st = {ARGV[SA + j], false, false, false, false, false, 0, 0, 0, 0, 0, false, false,
-        false, false, false, false, false, false, false}
-      -- Every session hash this script writes has `last_seen`.
-      local v, started, runs, prompts, ok, known, last, events, hk
-      if full[j] then
-        v, bad = cm_read(NK + 2 * j - 1, 'HMGET', key, 'started', 'tool_runs', 'prompts', 'ok',
-          'known', 'last_seen', 'events', 'hk')
-        if bad then return bad end
-        started, runs, prompts, ok, known, last, events, hk =
-          v[1], v[2], v[3], v[4], v[5], v[6], v[7], v[8]
-      else
-        -- Neither `started` nor `prompts` is read, written or returned.
-        v, bad = cm_read(NK + 2 * j - 1, 'HMGET', key, 'tool_runs', 'ok', 'known', 'last_seen',
-          'events', 'hk')
-        if bad then return bad end
-        runs, ok, known, last, events, hk = v[1], v[2], v[3], v[4], v[5], v[6]
-      end
-      if started or runs or prompts or ok or known or last then
-        if started and not string.match(started, '^%d+$') then
-          return redis.error_reply('CMDATA ' .. NK + 2 * j - 1)
-        end
-        st[S_LIVE], st[S_STARTED] = true, started
-        st[S_RUNS], st[S_PROMPTS], st[S_OK], st[S_KNOWN] = count(runs), count(prompts), count(ok), count(known)
-        st[S_EVENTS] = count(events)
-        if not (st[S_RUNS] and st[S_PROMPTS] and st[S_OK] and st[S_KNOWN] and st[S_EVENTS]) then
-          return redis.error_reply('CMDATA ' .. NK + 2 * j - 1)
-        end
-        st[S_HK] = hk
-      end
-      st[S_EXISTED] = st[S_LIVE]
-      S[j] = st
-    end
-    -- The decision list of a session the batch ends is deleted, then maybe
-    -- pushed to: its type is checked here. (Any other session's is pushed
-    -- to in the push phase, which finds a wrong type by failing.)
-    if kind == 'x' and not S[j][S_DTYPE] then
-      local dt = redis.call('TYPE', KEYS[NK + 2 * j])['ok']
-      if dt ~= 'none' and dt ~= 'list' then
-        return redis.error_reply('CMWRONGTYPE ' .. (NK + 2 * j))
-      end
-      S[j][S_DTYPE] = dt
-    end
-    if kind ~= 'o' then
-      -- A session that ends or is housekept writes the session set.
-      local st = S[j]
-      if not zset_checked and (kind == 'x' or not st[S_EXISTED] or due(st[S_HK])) then
-        zset_checked = true
-        bad = cm_wrongtype(5, 'zset')
-        if bad then return bad end
-      end
-    end
-    if kind ~= 'o' and kind ~= 'x' and not S[j][S_COUNTED] then
-      S[j][S_COUNTED] = true
-      if not S[j][S_EXISTED] then
-        live = live or redis.call('ZCOUNT', K_SESS, '(' .. (now_ms() - tonumber(limit(1))), '+inf')
-        if live + new_s >= tonumber(limit(3)) then
-          return redis.error_reply('CMCAPACITY sessions')
-        end
-        new_s = new_s + 1
-      end
-    end
-    if kind == 't' then
-      any_run = true
-      if ARGV[o + 4] ~= '' then need_lat = true end
-      if tool ~= '' and tools[tool] == nil then
-        local r
-        r, bad = cm_read(6, 'HGET', K_RUNS, tool)
-        if bad then return bad end
-        -- Its counters: 'runs ok known' (or 'runs', as older versions wrote).
-        local runs, ok, known = 0, 0, 0
-        if r then
-          runs, ok, known = string.match(r, '^(%d+) (%d+) (%d+)$')
-          if runs then
-            runs, ok, known = tonumber(runs), tonumber(ok), tonumber(known)
-          elseif string.match(r, '^%d+$') then
-            runs, ok, known = tonumber(r), 0, 0
-          else
-            return redis.error_reply('CMDATA 6')
-          end
-        end
-        local tr = {runs, ok, known}
-        if not r then
-          hlen = hlen or redis.call('HLEN', K_RUNS)
-          if hlen + new_t >= tonumber(limit(4)) then
-            return redis.error_reply('CMCAPACITY tools')
-          end
-          new_t = new_t + 1
-        end
-        if tools == NONE then tools, tool_list = {}, {} end
-        tools[tool] = tr
-        tool_list[#tool_list + 1] = tool
-      end
-    elseif kind == 'e' and ARGV[o + 5] ~= '' then
-      need_dec = true
-    end
-  end
+-- Phase 3, push: the windows and the kept sessions' decision lists. A push
+-- fails on a key of another type, a window on a value this crate did not
+-- write; then what was pushed is popped again and the error returned.
+local pushed = {}
+local function undo()
+  for _, p in ipairs(pushed) do redis.call('LPOP', KEYS[p.key], p.count) end
 end
-
--- Events per second: 60 one-second slots, as crate::window::RateWindow,
--- by the worker's clock (ARGV[1]). The newest second's slot lives in
--- `totals`: `rnow` its second, `rcnt` its count, `rtot` the events in the 60
--- seconds ending at `rnow` (`rcnt` included). An event in that second (the
--- common case, compared as text) touches no other key. The first event of a
--- later second moves the finished one into the rate hash (fields s<i>/c<i>:
--- second and count of slot i = second % 60; `newest`: the last second moved
--- there) and takes the slots leaving the window out of `rtot`. When the
--- rate hash has expired, only the finished second is left.
-local rnow, rtot, rcnt = tv[6], tv[7], tv[8]
-local rate_legacy = false
-if not rnow then
-  -- Nothing yet, or a rate hash an older version wrote (`newest` and
-  -- `total` there, the newest second's slot with the others): adopt it.
-  local h
-  h, bad = cm_read(4, 'HMGET', K_RATE, 'newest', 'total')
-  if bad then return bad end
-  if h[1] and tonumber(h[1]) then
-    local q = tonumber(h[1]) % 60
-    local sv = redis.call('HMGET', K_RATE, 's' .. q, 'c' .. q)
-    rnow, rtot, rcnt, rate_legacy = h[1], h[2], false, true
-    if sv[1] == h[1] then rcnt = sv[2] end
-  end
-end
--- `total`, `cnt`: the window's events and the newest second's before the
--- batch; `sec`: the second the batch counts in; `moved`: the finished
--- second (and its count) to move into the rate hash.
-local total, cnt, sec, moved, moved_c = 0, 0, ARGV[1], nil, 0
-local old = rnow and tonumber(rnow)
-if rnow == ARGV[1] or (old and old >= tonumber(ARGV[1])) then
-  -- This second, or the worker's clock is behind: counted in `rnow`.
-  total, cnt, sec = tonumber(rtot) or 0, tonumber(rcnt) or 0, rnow
-elseif old then
-  local now_sec = tonumber(ARGV[1])
-  moved, moved_c = old, tonumber(rcnt) or 0
-  if now_sec - old >= 60 then
-    moved = nil
-  else
-    -- Leaving: the seconds old - 59 .. now_sec - 60, all before `old`.
-    local f, nf = {'newest'}, 1
-    for q = math.max(old - 59, 0), now_sec - 60 do
-      f[nf + 1], f[nf + 2] = 's' .. (q % 60), 'c' .. (q % 60)
-      nf = nf + 2
-    end
-    local v
-    v, bad = cm_read(4, 'HMGET', K_RATE, unpack(f))
-    if bad then return bad end
-    if v[1] then
-      total = tonumber(rtot) or 0
-      local k = 2
-      for q = math.max(old - 59, 0), now_sec - 60 do
-        if tonumber(v[k]) == q then total = total - (tonumber(v[k + 1]) or 0) end
-        k = k + 2
-      end
-    else
-      total = moved_c
-    end
-    -- Only a value this script did not write could take it below.
-    if total < 0 then total = 0 end
-  end
-end
-
--- The reply, from the state before the batch (the worker replays the batch
--- on it; see the top of this file).
--- Its windows' parts (3 and 4) are filled in by the push phase.
-local out, no = {0, total, 0, 0, 0}, 5
-for i = 0, n - 1 do
-  if dup[i] then
-    no = no + 1
-    out[no] = i + 1
-  end
-end
-out[5] = no - 5
-if any_run then
-  out[no + 1], out[no + 2], out[no + 3] = t_runs, t_ok, t_known
-  no = no + 3
-end
-for _, tool in ipairs(tool_list) do
-  local tr = tools[tool]
-  out[no + 1], out[no + 2], out[no + 3] = tr[1], tr[2], tr[3]
-  no = no + 3
-end
-for j = 1, ns do
-  if full[j] then
-    local st = S[j]
-    if st and st[S_LIVE] then
-      out[no + 1], out[no + 2], out[no + 3], out[no + 4] = 1, st[S_STARTED] or '', st[S_RUNS], st[S_PROMPTS]
-    else
-      out[no + 1], out[no + 2], out[no + 3], out[no + 4] = 0, '', 0, 0
-    end
-    no = no + 4
-  end
-end
-
--- Pass 2: apply, in Lua.
--- `nl`, `nd`: the lengths of `lat_push`, `dec_push` (kept, not recounted
--- with `#` at every append).
-local lat_push, dec_push, nl, nd = NONE, NONE, 0, 0
-if need_lat then lat_push = {} end
-if need_dec then dec_push = {} end
-for i = 0, n - 1 do
-  if not dup[i] then
-    local o = B + i * F
-    local kind, j, tool = ARGV[o + 1], num(ARGV[o + 2]), ARGV[o + 3]
-    -- The outcome: a tool run's success, an edit's decision.
-    local dur, succ = ARGV[o + 4], ARGV[o + 5]
-    local acc = succ
-    local st = S[j]
-    if kind == 'x' then
-      if st[S_LIVE] and st[S_STARTED] then
-        st[S_LIVE], st[S_ENDED], st[S_DECS] = false, true, false
-      end
-    elseif kind ~= 'o' then
-      if not st[S_LIVE] then
-        st[S_LIVE], st[S_STARTED], st[S_FRESH] = true, now_str, true
-        st[S_RUNS], st[S_PROMPTS], st[S_OK], st[S_KNOWN], st[S_EVENTS] = 0, 0, 0, 0, 0
-      end
-      st[S_TOUCHED] = true
-      st[S_EVENTS] = st[S_EVENTS] + 1
-      if kind == 't' then
-        t_runs, t_wruns = t_runs + 1, true
-        st[S_RUNS], st[S_W_RUNS] = st[S_RUNS] + 1, true
-        if dur ~= '' then
-          nl = nl + 1
-          lat_push[nl] = dur
-        end
-        local okv = 0
-        if succ == '1' then okv = 1 end
-        local tr = nil
-        if tool ~= '' then
-          tr = tools[tool]
-          tr[1] = tr[1] + 1
-        end
-        if succ ~= '' then
-          t_ok, t_known, t_wok = t_ok + okv, t_known + 1, true
-          st[S_OK], st[S_KNOWN], st[S_W_OK] = st[S_OK] + okv, st[S_KNOWN] + 1, true
-          if tr then
-            tr[2], tr[3] = tr[2] + okv, tr[3] + 1
-          end
-        end
-      elseif kind == 'e' then
-        if acc ~= '' then
-          nd = nd + 1
-          dec_push[nd] = acc
-          if not st[S_DECS] then st[S_DECS] = {} end
-          st[S_DECS][#st[S_DECS] + 1] = acc
-        end
-      elseif kind == 'p' then
-        st[S_PROMPTS], st[S_W_PROMPTS] = st[S_PROMPTS] + 1, true
-      elseif kind == 's' then
-        st[S_STARTED], st[S_W_STARTED] = now_str, true
-      end
-    end
-  end
-end
-
--- The push phase: the batch's values are pushed to the windows, then to the
--- decision lists of the sessions it does not end, before any other write.
--- A push to a key of another type fails (CMWRONGTYPE), as does a window
--- holding a value this script did not write (CMDATA): then the pushes made
--- so far are popped again and nothing changed. LPUSH's reply gives each
--- window's length before the batch, which tells whether anyone else changed
--- it (a new generation then) and what the worker's copy lacks.
-
--- Pops what the push phase pushed: the windows as `lat` and `dec` say,
--- and the decision lists of sessions 1 .. upto - 1.
-local function unpush(lat, dec, upto)
-  if lat then redis.call('LPOP', K_LAT, nl) end
-  if dec then redis.call('LPOP', K_DEC, nd) end
-  for j = 1, upto - 1 do
-    local st = S[j]
-    if st and st[S_DECS] and not st[S_DTYPE] then redis.call('LPOP', KEYS[NK + 2 * j], #st[S_DECS]) end
-  end
-end
--- Pushes `list` to KEYS[i]: its new length, or nil and an error reply.
-local function push(i, list)
-  local len, err
-  for a = 1, #list, 1000 do
-    len, err = cm_read(i, 'LPUSH', KEYS[i], unpack(list, a, math.min(a + 999, #list)))
+local function push(i, values)
+  local len, err = 0, nil
+  for from = 1, #values, 1000 do
+    local to = math.min(from + 999, #values)
+    len, err = cm_read(i, 'LPUSH', KEYS[i], unpack(values, from, to))
     if err then return nil, err end
+    pushed[#pushed + 1] = {key = i, count = to - from + 1}
   end
   return len
 end
--- A window (list KEYS[i], `len` values before the batch's `off`) as the
--- worker at (wgen, wseq) lacks it. Returns the reply part, the generation
--- and the sequence number before the batch, or nil and an error reply.
-local function sync(i, len, off, gen, seq, seq_text, wgen, wseq_text)
-  local part, from = 0, nil
-  if not gen or len ~= math.min(seq, 100) then
-    -- Never used, expired, or changed by someone else: a new generation
-    -- holding what the list holds (checked below).
-    gen, seq, seq_text = candidate, len, nil
+
+-- A window is synced by generation and sequence (values pushed in that
+-- generation; the list holds the last min(sequence, 100)). A list changed
+-- by anyone else, expired or new starts a new generation. Returns the
+-- reply part, the generation and sequence after the batch and the length
+-- before it, or nil and an error.
+local function sync(i, values, pattern, gen, seq, worker_gen, worker_seq)
+  local len, err = push(i, values)
+  if not len then return nil, err end
+  local before, part, lacking = len - #values, 0, 0
+  seq = tonumber(seq or 0)
+  if not gen or before ~= math.min(seq, WINDOW) then gen, seq = CANDIDATE, before end
+  local worker = tonumber(worker_seq)
+  if worker_gen ~= gen or worker > seq or seq - worker >= WINDOW then
+    part, lacking = {2, gen, seq}, WINDOW
+  elseif worker < seq then
+    part, lacking = {1}, seq - worker
   end
-  -- The worker is up to date (the common case, compared as text).
-  if seq_text and wgen == gen and wseq_text == seq_text then
-    return part, gen, seq
-  end
-  local wseq = tonumber(wseq_text)
-  if wgen ~= gen or wseq > seq or seq - wseq >= 100 then
-    part = {2, gen, seq}
-    from = 99
-  elseif seq > wseq then
-    part = {1}
-    from = seq - wseq - 1
-  end
-  if from and len > 0 then
-    local vals = redis.call('LRANGE', KEYS[i], off, off + from)
-    for _, x in ipairs(vals) do
-      local valid
-      if i == 2 then
-        valid = string.match(x, '^%d+%.?%d*$') ~= nil
-      else
-        valid = x == '0' or x == '1'
-      end
-      if not valid then return nil, redis.error_reply('CMDATA ' .. i) end
-      part[#part + 1] = x
+  if lacking > 0 and before > 0 then
+    for _, v in ipairs(redis.call('LRANGE', KEYS[i], #values, #values + lacking - 1)) do
+      if not string.match(v, pattern) then return nil, data_error(i) end
+      part[#part + 1] = v
     end
   end
-  return part, gen, seq
+  return part, gen, seq + #values, before
 end
 
-local lgen, lseq, llen = tv[9], t_lseq, 0
-local dgen, dseq, dlen = tv[12], t_dseq, 0
-if need_lat then
-  local len, err = push(2, lat_push)
-  if err then return err end
-  llen = len - nl
-  local part
-  part, lgen, lseq = sync(2, llen, nl, lgen, lseq, tv[10], ARGV[10], ARGV[11])
-  if not part then
-    unpush(true, false, 1)
-    return lgen
-  end
-  out[3] = part
+local reply = {0, rnow - second, rate_total, 0, 0}
+local writes = {[2] = {}}
+local function write(i, field, value)
+  writes[i] = writes[i] or {}
+  local w = writes[i]
+  w[#w + 1], w[#w + 2] = field, value
 end
-if need_dec then
-  local len, err = push(3, dec_push)
-  if err then
-    unpush(need_lat, false, 1)
-    return err
+local windows = {
+  {key = 6, values = latency_values, pattern = '^%d+%.?%d*$', gen = 'lgen', seq = 'lseq', hk = 'hkl'},
+  {key = 7, values = decision_values, pattern = '^[01]$', gen = 'dgen', seq = 'dseq', hk = 'hkd'},
+}
+for w, window in ipairs(windows) do
+  if #window.values > 0 then
+    local part, gen, seq, before = sync(window.key, window.values, window.pattern,
+      book[window.gen], book[window.seq], ARGV[9 + 2 * w], ARGV[10 + 2 * w])
+    if not part then
+      undo()
+      return gen
+    end
+    reply[3 + w] = part
+    window.before = before
+    write(2, window.gen, gen)
+    write(2, window.seq, string.format('%d', seq))
   end
-  dlen = len - nd
-  local part
-  part, dgen, dseq = sync(3, dlen, nd, dgen, dseq, tv[13], ARGV[12], ARGV[13])
-  if not part then
-    unpush(need_lat, true, 1)
-    return dgen
-  end
-  out[4] = part
 end
--- Each session's decision list: its length after the push.
-local dlens = NONE
-for j = 1, ns do
-  local st = S[j]
-  if st and st[S_DECS] and not st[S_DTYPE] then
-    local len, err = push(NK + 2 * j, st[S_DECS])
-    if err then
-      unpush(need_lat, need_dec, j)
+for _, entry in ipairs(entries) do
+  if entry.kind == 'session' and entry.mode == '+' and #entry.pushes > 0 then
+    local len, err = push(entry.list, entry.pushes)
+    if not len then
+      undo()
       return err
     end
-    if dlens == NONE then dlens = {} end
-    dlens[j] = len
+    entry.list_len = len
   end
 end
 
--- Writes: every check passed; nothing below can fail. A count is written as
--- text made by `fmt` ('%d'): Redis would turn a Lua number into text with
--- '%.17g', which costs more.
-local fmt = string.format
-local zadded = false
-do
-  if hk_due then
-    redis.call('ZREMRANGEBYSCORE', K_SESS, '-inf', now_ms() - tonumber(limit(1)))
+-- Phase 4, write: every check passed; nothing below can fail.
+for _, window in ipairs(windows) do
+  if window.before then
+    if window.before + #window.values > WINDOW then redis.call('LTRIM', KEYS[window.key], 0, WINDOW - 1) end
+    if window.before == 0 or due(book[window.hk]) then
+      redis.call('PEXPIRE', KEYS[window.key], WINDOW_TTL)
+      write(2, window.hk, server_now().second)
+    end
   end
-  if moved then
-    local q = moved % 60
-    redis.call('HSET', K_RATE, 'newest', fmt('%d', moved), 's' .. q, fmt('%d', moved), 'c' .. q,
-      fmt('%d', moved_c))
-    redis.call('PEXPIRE', K_RATE, limit(2))
+end
+for _, entry in ipairs(entries) do
+  local key = KEYS[entry.key]
+  if entry.mode ~= '+' then
+    redis.call('DEL', key)
+    if entry.kind == 'session' then redis.call('DEL', KEYS[entry.list]) end
   end
-  if rate_legacy then redis.call('HDEL', K_RATE, 'total') end
-  -- `totals`' fields and values to write (`nt` of them).
-  -- (Sized by `false`s for the common case; written up to `nt`.)
-  local tw = {'events', fmt('%d', t_events + applied), 'rtot', fmt('%d', total + applied),
-    'rcnt', fmt('%d', cnt + applied), false, false, false, false, false, false, false, false,
-    false, false}
-  local nt = 6
-  if sec ~= tv[6] then
-    tw[nt + 1], tw[nt + 2], nt = 'rnow', sec, nt + 2
-  end
-  if t_wruns then
-    tw[nt + 1], tw[nt + 2], nt = 'tool_runs', fmt('%d', t_runs), nt + 2
-  end
-  if t_wok then
-    tw[nt + 1], tw[nt + 2], tw[nt + 3], tw[nt + 4], nt =
-      'ok', fmt('%d', t_ok), 'known', fmt('%d', t_known), nt + 4
-  end
-  if hk_due then
-    tw[nt + 1], tw[nt + 2], nt = 'hk', now_s(), nt + 2
-  end
-  for _, tool in ipairs(tool_list) do
-    local tr = tools[tool]
-    redis.call('HSET', K_RUNS, tool, string.format('%d %d %d', tr[1], tr[2], tr[3]))
-  end
-  for j = 1, ns do
-    local st = S[j]
-    if st then
-      local sk, dk = KEYS[NK + 2 * j - 1], KEYS[NK + 2 * j]
-      if st[S_ENDED] then redis.call('DEL', sk, dk) end
-      if st[S_LIVE] and st[S_TOUCHED] then
-        local kept = not st[S_FRESH] and not due(st[S_HK])
-        -- A new session gets every field; one that existed, what changed.
-        local w, nw = {'last_seen', now_str, 'events', fmt('%d', st[S_EVENTS]), false, false,
-          false, false, false, false, false, false}, 4
-        local all = st[S_FRESH]
-        if all or st[S_W_RUNS] then
-          w[nw + 1], w[nw + 2], nw = 'tool_runs', fmt('%d', st[S_RUNS]), nw + 2
-        end
-        if all or st[S_W_PROMPTS] then
-          w[nw + 1], w[nw + 2], nw = 'prompts', fmt('%d', st[S_PROMPTS]), nw + 2
-        end
-        if all or st[S_W_OK] then
-          w[nw + 1], w[nw + 2], w[nw + 3], w[nw + 4], nw =
-            'ok', fmt('%d', st[S_OK]), 'known', fmt('%d', st[S_KNOWN]), nw + 4
-        end
-        if st[S_STARTED] and (all or st[S_W_STARTED]) then
-          w[nw + 1], w[nw + 2], nw = 'started', st[S_STARTED], nw + 2
-        end
-        if not kept then
-          w[nw + 1], w[nw + 2], nw = 'hk', now_s(), nw + 2
-        end
-        redis.call('HSET', sk, unpack(w, 1, nw))
-        if not kept then
-          redis.call('PEXPIRE', sk, limit(1))
-          if not st[S_FRESH] then redis.call('PEXPIRE', dk, limit(1)) end
-          redis.call('ZADD', K_SESS, now_ms(), st[S_SID])
-          zadded = true
-        end
-        if st[S_DECS] then
-          -- Pushed already, unless the batch ends the session (then after
-          -- its DEL). Trimmed to 100 once it holds over 120 (readers take
-          -- the first 100); a list just created, or of a new session, gets
-          -- its TTL.
-          local len = dlens[j]
-          if st[S_DTYPE] then len = push(NK + 2 * j, st[S_DECS]) end
-          if len > 120 then redis.call('LTRIM', dk, '0', '99') end
-          if st[S_FRESH] or len == #st[S_DECS] then redis.call('PEXPIRE', dk, limit(1)) end
-        end
-      elseif st[S_ENDED] then
-        redis.call('ZREM', K_SESS, st[S_SID])
+  if entry.mode == 'x' then
+    redis.call('ZREM', KEYS[4], entry.member)
+  else
+    for f, field in ipairs(entry.fields) do
+      local op, value, before = entry.ops[f], entry.values[f], entry.before[f]
+      if entry.mode == '=' then before = false end
+      if op == '+' then
+        write(entry.key, field, string.format('%d', tonumber(before or 0) + tonumber(value)))
+      elseif op == '=' or (op == '?' and not before) then
+        write(entry.key, field, value)
+      end
+    end
+    if entry.kind == 'tool' and not entry.exists then redis.call('SADD', KEYS[5], entry.member) end
+    if entry.kind == 'session' then
+      if entry.mode == '=' and #entry.pushes > 0 then entry.list_len = push(entry.list, entry.pushes) end
+      local list_len = entry.list_len or 0
+      if list_len > LIST_TRIM then redis.call('LTRIM', KEYS[entry.list], 0, WINDOW - 1) end
+      if list_len > 0 and list_len == #entry.pushes then
+        redis.call('PEXPIRE', KEYS[entry.list], SESSION_TTL)
+      end
+      -- Its TTLs and its place in the index of live sessions.
+      if entry.housekeep then
+        write(entry.key, 'hk', server_now().second)
+        redis.call('ZADD', KEYS[4], server_now().ms, entry.member)
       end
     end
   end
-  if need_lat then
-    if llen + nl > 100 then redis.call('LTRIM', K_LAT, '0', '99') end
-    if llen == 0 or due(tv[11]) then
-      redis.call('PEXPIRE', K_LAT, limit(2))
-      tw[nt + 1], tw[nt + 2], nt = 'hkl', now_s(), nt + 2
-    end
-    if lgen ~= tv[9] then
-      tw[nt + 1], tw[nt + 2], nt = 'lgen', lgen, nt + 2
-    end
-    tw[nt + 1], tw[nt + 2], nt = 'lseq', fmt('%d', lseq + nl), nt + 2
-  end
-  if need_dec then
-    if dlen + nd > 100 then redis.call('LTRIM', K_DEC, '0', '99') end
-    if dlen == 0 or due(tv[14]) then
-      redis.call('PEXPIRE', K_DEC, limit(2))
-      tw[nt + 1], tw[nt + 2], nt = 'hkd', now_s(), nt + 2
-    end
-    if dgen ~= tv[12] then
-      tw[nt + 1], tw[nt + 2], nt = 'dgen', dgen, nt + 2
-    end
-    tw[nt + 1], tw[nt + 2], nt = 'dseq', fmt('%d', dseq + nd), nt + 2
-  end
-  redis.call('HSET', K_TOTALS, unpack(tw, 1, nt))
-  -- The set lives as long as its newest member.
-  if hk_due or zadded then redis.call('PEXPIRE', K_SESS, limit(1)) end
-  for _, j in ipairs(fresh) do
-    redis.call('SET', KEYS[NK + 2 * ns + j], '1', 'PX', dedup)
+  if entry.ret then
+    for f = 1, #entry.fields do reply[#reply + 1] = entry.before[f] or '' end
   end
 end
-return out
+for i, w in pairs(writes) do
+  if i ~= 2 and #w > 0 then redis.call('HSET', KEYS[i], unpack(w)) end
+end
+for _, entry in ipairs(entries) do
+  if entry.housekeep then
+    redis.call('PEXPIRE', KEYS[entry.key], SESSION_TTL)
+    redis.call('PEXPIRE', KEYS[entry.list], SESSION_TTL)
+  end
+end
+if rate_writes then
+  redis.call('HSET', KEYS[3], unpack(rate_writes))
+  redis.call('PEXPIRE', KEYS[3], WINDOW_TTL)
+end
+write(2, 'rnow', rnow)
+write(2, 'rcnt', string.format('%d', rcnt))
+write(2, 'rtot', string.format('%d', rtot))
+-- The namespace's housekeeping: the index drops expired sessions and lives
+-- as long as its newest member.
+if namespace_due then
+  redis.call('ZREMRANGEBYSCORE', KEYS[4], '-inf', server_now().ms - tonumber(SESSION_TTL))
+  write(2, 'hk', server_now().second)
+end
+if namespace_due or index_written then redis.call('PEXPIRE', KEYS[4], SESSION_TTL) end
+redis.call('HSET', KEYS[2], unpack(writes[2]))
+for _, i in ipairs(ids) do redis.call('SET', KEYS[i], '1', 'PX', ARGV[9]) end
+return reply

@@ -7,23 +7,20 @@ use ::redis::Value;
 use parking_lot::Mutex;
 
 use super::epoch::{with_prelude, Epoch};
-use super::keys::{Keys, EVENT_ID, SESSION, SESSION_DECISIONS};
+use super::keys::Keys;
 use super::link::{Link, LuaScript};
 use super::mirror::Mirror;
+use super::record_plan::{Args, Plan};
 use super::reply::{array, at, int, text, uint, unexpected};
 use super::resp::Packed;
 use super::script_error::typed;
 use super::RedisConfig;
 use crate::error::BackendError;
-use crate::event::{Event, EventType};
+use crate::event::Event;
 use crate::score::CompositeInputs;
 use crate::state::{
     LockOutcome, LockToken, Observation, OpCounts, Scope, SessionCursor, SessionPage, StateBackend,
 };
-
-/// Fixed keys of the record script (see record.lua), before the per-session
-/// and per-id ones.
-const FIXED_KEYS: usize = 7;
 
 /// Shared state in Redis, for many processes on many machines (feature `redis`).
 ///
@@ -120,10 +117,6 @@ pub struct RedisState {
     scripts: Scripts,
     counters: Counters,
     epoch: Epoch,
-    /// The record script's ARGV[3]: session TTL (ms), window TTL (ms), max
-    /// sessions and max tools, space-separated (the script splits it only
-    /// when it needs one of them).
-    limits: String,
     scratch: Mutex<Scratch>,
 }
 
@@ -198,36 +191,12 @@ fn ms(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX).max(1)
 }
 
-pub(super) fn nanos(d: Duration) -> u64 {
-    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
-}
-
 fn rate(ok: u64, known: u64) -> Option<f64> {
     (known > 0).then(|| 100.0 * ok as f64 / known as f64)
 }
 
-fn bit(b: Option<bool>) -> &'static str {
-    match b {
-        Some(true) => "1",
-        Some(false) => "0",
-        None => "",
-    }
-}
-
-pub(super) fn kind(t: EventType) -> &'static str {
-    if t.is_tool() {
-        "t"
-    } else if t.is_edit() {
-        "e"
-    } else {
-        match t {
-            EventType::UserPrompt => "p",
-            EventType::SessionStart => "s",
-            EventType::SessionEnd => "x",
-            _ => "o",
-        }
-    }
-}
+/// The record script's reply code for "these event ids were applied before".
+const APPLIED_BEFORE: i64 = 3;
 
 impl RedisState {
     /// Connects to the server at `url` (e.g. `redis://127.0.0.1:6379/`) and
@@ -280,21 +249,12 @@ impl RedisState {
     fn start(link: Link, scripts: Scripts) -> Result<Self, BackendError> {
         const OP: &str = "connect";
         let keys = Keys::new(link.config().key_prefix());
-        let config = link.config();
-        let limits = format!(
-            "{} {} {} {}",
-            ms(config.session_ttl()),
-            ms(config.window_ttl()),
-            config.max_sessions(),
-            config.max_tools()
-        );
         let state = Self {
             link,
             keys,
             scripts,
             counters: Counters::default(),
             epoch: Epoch::new(),
-            limits,
             scratch: Mutex::default(),
         };
         let candidate = state.epoch.candidate();
@@ -356,105 +316,77 @@ impl RedisState {
     ) -> Result<(), BackendError> {
         const OP: &str = "record";
         let config = self.link.config();
-        let k = &self.keys;
-        scratch.batch.index(events);
         let Scratch {
             packed: p,
             mirror,
-            batch,
+            plan,
         } = scratch;
-        p.clear();
-        p.uint((FIXED_KEYS + batch.key_count()) as u64);
-        for key in [
-            &k.totals,
-            &k.latency,
-            &k.decisions,
-            &k.rate,
-            &k.sessions,
-            &k.tool_runs,
-            &k.meta,
-        ] {
-            p.bytes(key.as_bytes());
-        }
-        let prefix = k.prefix.as_bytes();
-        for &i in &batch.sessions {
-            // Indexes into `events`, made by `index` from it.
-            let id = events[i].session_id.as_bytes();
-            p.parts(&[prefix, SESSION.as_bytes(), b":", id]);
-            p.parts(&[prefix, SESSION_DECISIONS.as_bytes(), b":", id]);
-        }
-        for &i in &batch.ids {
-            // As above: an index into `events`.
-            let id = events[i].event_id.as_deref().unwrap_or("").as_bytes();
-            p.parts(&[prefix, EVENT_ID.as_bytes(), b":", id]);
-        }
-        p.uint(now.as_secs());
-        p.uint(nanos(now));
-        p.bytes(self.limits.as_bytes());
-        p.uint(ms(config.dedup_horizon()));
-        p.with(|b| self.epoch.write_known(b));
-        p.with(|b| self.epoch.write_candidate(b));
-        p.uint(events.len() as u64);
-        p.uint(batch.sessions.len() as u64);
-        p.uint(batch.ids.len() as u64);
-        p.bytes(mirror.latency_gen.as_bytes());
-        p.uint(mirror.latency_seq);
-        p.bytes(mirror.decisions_gen.as_bytes());
-        p.uint(mirror.decisions_seq);
-        for &i in &batch.sessions {
-            // As above: an index into `events`.
-            p.bytes(events[i].session_id.as_bytes());
-        }
-        let with_ids = !batch.ids.is_empty();
-        for (e, &(session, id)) in events.iter().zip(&batch.refs) {
-            let tool = e.event_type.is_tool();
-            let tool_name = e.named_tool().map_or("", |t| &**t);
-            // One field for both: a tool run's success, an edit's decision
-            // (no type is both).
-            let outcome = if tool {
-                e.payload.success
-            } else if e.event_type.is_edit() {
-                e.payload.accepted
-            } else {
-                None
+        plan.mark_repeats(events);
+        // Each pass either applies the batch or learns of ids applied
+        // before (then nothing changed): at most one pass per id, and one
+        // more.
+        loop {
+            plan.build(events, now);
+            if plan.applied() == 0 {
+                for _ in events {
+                    emit(Observation {
+                        duplicate: true,
+                        ..Observation::default()
+                    });
+                }
+                return Ok(());
+            }
+            let args = Args {
+                epoch: &self.epoch,
+                session_ttl_ms: ms(config.session_ttl()),
+                window_ttl_ms: ms(config.window_ttl()),
+                max_sessions: config.max_sessions(),
+                max_tools: config.max_tools(),
+                dedup_ms: ms(config.dedup_horizon()),
+                latency: (&mirror.latency_gen, mirror.latency_seq),
+                decisions: (&mirror.decisions_gen, mirror.decisions_seq),
             };
-            p.bytes(kind(e.event_type).as_bytes());
-            p.uint(session as u64);
-            p.bytes(tool_name.as_bytes());
-            match (tool, e.duration_ms) {
-                (true, Some(d)) => p.float(d),
-                _ => p.bytes(b""),
-            }
-            p.bytes(bit(outcome).as_bytes());
-            if with_ids {
-                p.uint(id as u64);
-            }
-        }
-        let script = &self.scripts.record;
-        let reply = {
+            plan.pack(p, &self.keys, events, now, &args);
+            let script = &self.scripts.record;
             p.head_evalsha(script.sha());
-            let p: &Packed = p;
-            self.link.eval_packed(
-                OP,
-                &self.counters.record_trips,
-                script,
-                p.command(),
-                &|| p.eval(script.body()),
-            )
-        };
-        let reply = reply.map_err(|e| {
-            let keys = batch.key_names(k, events);
-            let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
-            typed(OP, &keys, e)
-        })?;
-        let items = self.epoch.check(OP, &reply)?;
-        let applied = mirror.read(OP, items, events, &batch.refs, now, emit);
-        if applied.is_err() {
-            // The copies may be half updated: ask for whole windows next time.
-            *mirror = Mirror::default();
+            let packed: &Packed = p;
+            let reply = self
+                .link
+                .eval_packed(
+                    OP,
+                    &self.counters.record_trips,
+                    script,
+                    packed.command(),
+                    &|| packed.eval(script.body()),
+                )
+                .map_err(|e| {
+                    let keys = plan.key_names(&self.keys, events);
+                    let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
+                    typed(OP, &keys, e)
+                })?;
+            let all = array(OP, &reply)?;
+            if all.first().map(|v| int(OP, v)).transpose()? == Some(APPLIED_BEFORE) {
+                let positions = all
+                    .get(1..)
+                    .unwrap_or(&[])
+                    .iter()
+                    .map(|v| uint(OP, v).map(|i| usize::try_from(i).unwrap_or(usize::MAX)))
+                    .collect::<Result<Vec<_>, _>>()?;
+                plan.mark_applied(events, &positions);
+                continue;
+            }
+            let items = self.epoch.check(OP, &reply)?;
+            let read = mirror.read(OP, items, plan, events, now, emit);
+            if read.is_err() {
+                // The copies may be half updated: ask for whole windows next time.
+                *mirror = Mirror::default();
+            }
+            read?;
+            self.counters
+                .records
+                .fetch_add(plan.applied(), Ordering::Relaxed);
+            return Ok(());
         }
-        self.counters.records.fetch_add(applied?, Ordering::Relaxed);
-        Ok(())
     }
 
     /// Counts and logs the keys a lock attempt found foreign and neutralised
@@ -480,120 +412,13 @@ impl RedisState {
     }
 }
 
-/// The 1-based position in `list` of the first event whose `key` equals
-/// event `at`'s, adding `at` when there is none. `list` holds indexes into
-/// `events`, as does `at`.
-fn find<'e>(
-    events: &'e [Event],
-    at: usize,
-    indexed: bool,
-    list: &mut Vec<usize>,
-    index: &mut foldhash::HashMap<&'e str, usize>,
-    key: fn(&Event) -> &str,
-) -> usize {
-    let Some(x) = events.get(at).map(key) else {
-        return 0;
-    };
-    let found = if indexed {
-        index.get(x).copied()
-    } else {
-        list.iter()
-            .position(|&j| events.get(j).map(key) == Some(x))
-            .map(|i| i + 1)
-    };
-    found.unwrap_or_else(|| {
-        list.push(at);
-        if indexed {
-            index.insert(x, list.len());
-        }
-        list.len()
-    })
-}
-
-/// A worker's reused buffers: the packed command, the batch's index and
+/// A worker's reused buffers: the packed command, the batch's plan and
 /// its copies of the shared windows.
 #[derive(Debug, Default)]
 struct Scratch {
     packed: Packed,
     mirror: Mirror,
-    batch: Batch,
-}
-
-/// The sessions and event ids of a batch, each once, in order of first
-/// appearance (as the index of the first event carrying it), and each
-/// event's 1-based index into them (0: none). Buffers reused across calls.
-#[derive(Debug, Default)]
-struct Batch {
-    sessions: Vec<usize>,
-    ids: Vec<usize>,
-    refs: Vec<(usize, usize)>,
-}
-
-impl Batch {
-    fn index(&mut self, events: &[Event]) {
-        self.sessions.clear();
-        self.ids.clear();
-        self.refs.clear();
-        self.refs.reserve(events.len());
-        // Linear search for small batches; an index for large ones.
-        let indexed = events.len() > 16;
-        let mut session_index = foldhash::HashMap::default();
-        let mut id_index = foldhash::HashMap::default();
-        for (at, e) in events.iter().enumerate() {
-            let session = if e.event_type == EventType::Other {
-                0
-            } else {
-                find(
-                    events,
-                    at,
-                    indexed,
-                    &mut self.sessions,
-                    &mut session_index,
-                    |e| &e.session_id,
-                )
-            };
-            let id = match e.event_id {
-                Some(_) => find(events, at, indexed, &mut self.ids, &mut id_index, |e| {
-                    e.event_id.as_deref().unwrap_or("")
-                }),
-                None => 0,
-            };
-            self.refs.push((session, id));
-        }
-    }
-
-    /// Keys beyond the fixed ones: two per session, one per id.
-    fn key_count(&self) -> usize {
-        2 * self.sessions.len() + self.ids.len()
-    }
-
-    /// The script's keys, in order, as text (for error messages).
-    fn key_names(&self, k: &Keys, events: &[Event]) -> Vec<String> {
-        let mut keys: Vec<String> = [
-            &k.totals,
-            &k.latency,
-            &k.decisions,
-            &k.rate,
-            &k.sessions,
-            &k.tool_runs,
-            &k.meta,
-        ]
-        .into_iter()
-        .cloned()
-        .collect();
-        for &i in &self.sessions {
-            if let Some(e) = events.get(i) {
-                keys.push(k.session(&e.session_id));
-                keys.push(k.session_decisions(&e.session_id));
-            }
-        }
-        for &i in &self.ids {
-            if let Some(id) = events.get(i).and_then(|e| e.event_id.as_deref()) {
-                keys.push(k.event_id(id));
-            }
-        }
-        keys
-    }
+    plan: Plan,
 }
 
 impl StateBackend for RedisState {

@@ -36,7 +36,7 @@ impl std::fmt::Write for Stack {
 }
 
 /// `v` in decimal, in `out`; returns the digits' start (they end at 20).
-fn digits(mut v: u64, out: &mut [u8; 20]) -> usize {
+pub(crate) fn digits(mut v: u64, out: &mut [u8; 20]) -> usize {
     let mut i = out.len();
     loop {
         i -= 1;
