@@ -497,6 +497,7 @@ impl<S: CompositeScheduler> MetricsCalculator<S> {
         Stats {
             composites: self.stats.composites + s.composites,
             composite_errors: self.stats.composite_errors + s.errors + s.panics,
+            state_resets: self.stats.state_resets + s.state_resets,
             ..self.stats
         }
     }
@@ -564,6 +565,14 @@ impl<S: CompositeScheduler> MetricsCalculator<S> {
         }
     }
 
+    fn count_coordination_failure(&mut self, e: &BackendError) {
+        if matches!(e, BackendError::StateReset { .. }) {
+            self.stats.state_resets += 1;
+        } else {
+            self.stats.coordination_errors += 1;
+        }
+    }
+
     fn context<'a>(env: &'a SchedulerEnv, event: &'a Event, now: Duration) -> EventContext<'a> {
         EventContext {
             now,
@@ -592,7 +601,7 @@ impl<S: CompositeScheduler> MetricsCalculator<S> {
             Ok(Decision::Skip) => None,
             Ok(Decision::Compute(ticket)) => Some(ticket),
             Err(e) => {
-                self.stats.coordination_errors += 1;
+                self.count_coordination_failure(&e);
                 log::warn!("composite scheduling failed, skipped: {e}");
                 None
             }
@@ -626,7 +635,7 @@ impl<S: CompositeScheduler> MetricsCalculator<S> {
     fn finish(&mut self, event: &Event, now: Duration, ticket: Ticket) {
         let ctx = Self::context(&self.env, event, now);
         if let Err(e) = self.scheduler.on_computed(&ctx, ticket) {
-            self.stats.coordination_errors += 1;
+            self.count_coordination_failure(&e);
             log::warn!("releasing the composite lock failed: {e}");
         }
     }

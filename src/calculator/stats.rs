@@ -27,7 +27,9 @@ pub struct Stats {
     pub composites_without_data: u64,
     /// Composite calculations that failed (backend error, or panic in the background).
     pub composite_errors: u64,
-    /// Scheduler coordination calls that failed (the composite was skipped).
+    /// Scheduler coordination calls on the event path that failed (the
+    /// composite was skipped); one that found the state lost counts in
+    /// `state_resets` instead.
     pub coordination_errors: u64,
     /// Backend failures that lost an event or batch (returned as errors).
     pub backend_errors: u64,
@@ -37,8 +39,11 @@ pub struct Stats {
     /// was already applied within the dedup horizon (not in `events`).
     pub duplicates: u64,
     /// Times the backend reported that its state was lost
-    /// ([`BackendError::StateReset`](crate::BackendError::StateReset)); the
-    /// call that saw it applied nothing and is not counted elsewhere.
+    /// ([`BackendError::StateReset`](crate::BackendError::StateReset)): by a
+    /// record, a composite read or a lock attempt, on the event path, by
+    /// `compute_now`, or in the scheduler's runs off the event path
+    /// ([`SchedulerStats::state_resets`](crate::schedule::SchedulerStats::state_resets)).
+    /// The call that saw it applied nothing and is not counted elsewhere.
     pub state_resets: u64,
     /// Event time only: events rejected as later than the allowed lateness
     /// ([`EventError::Late`](crate::EventError::Late)); also counted in

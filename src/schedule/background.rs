@@ -208,6 +208,7 @@ pub struct Background {
 struct Counters {
     composites: AtomicU64,
     errors: AtomicU64,
+    state_resets: AtomicU64,
     panics: AtomicU64,
     skipped_ticks: AtomicU64,
     lock_attempts: AtomicU64,
@@ -343,7 +344,11 @@ impl Worker {
                 n
             }
             Ok(Err(e)) => {
-                self.counters.errors.fetch_add(1, Ordering::Relaxed);
+                let counter = match e {
+                    BackendError::StateReset { .. } => &self.counters.state_resets,
+                    _ => &self.counters.errors,
+                };
+                counter.fetch_add(1, Ordering::Relaxed);
                 crate::telemetry::backend_error(&e);
                 log::warn!("background composite run failed: {e}");
                 0
@@ -492,6 +497,7 @@ impl CompositeScheduler for Background {
         SchedulerStats {
             composites: c.composites.load(Ordering::Relaxed),
             errors: c.errors.load(Ordering::Relaxed),
+            state_resets: c.state_resets.load(Ordering::Relaxed),
             panics: c.panics.load(Ordering::Relaxed),
             skipped_ticks: c.skipped_ticks.load(Ordering::Relaxed),
             lock_attempts: c.lock_attempts.load(Ordering::Relaxed),

@@ -155,6 +155,7 @@ struct Shared {
     known_start: AtomicU64,
     composites: AtomicU64,
     errors: AtomicU64,
+    state_resets: AtomicU64,
     panics: AtomicU64,
     lock_attempts: AtomicU64,
     locks_acquired: AtomicU64,
@@ -184,6 +185,16 @@ struct Armed {
 }
 
 impl Shared {
+    /// Counts a failed backend call of the timer: in `state_resets` when the
+    /// backend's state was lost, else in `errors`.
+    fn failed(&self, e: &BackendError) {
+        let counter = match e {
+            BackendError::StateReset { .. } => &self.state_resets,
+            _ => &self.errors,
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+
     /// Remembers a global calculation that started at `started`.
     fn learn(&self, started: Duration) {
         let nanos = u64::try_from(started.as_nanos()).unwrap_or(u64::MAX);
@@ -412,6 +423,7 @@ impl CompositeScheduler for Coalesce {
         SchedulerStats {
             composites: get(&s.composites),
             errors: get(&s.errors),
+            state_resets: get(&s.state_resets),
             panics: get(&s.panics),
             skipped_ticks: 0,
             lock_attempts: self.stats.lock_attempts + get(&s.lock_attempts),
@@ -621,7 +633,7 @@ impl Timer {
         ) {
             Ok(o) => o,
             Err(e) => {
-                self.shared.errors.fetch_add(1, Ordering::Relaxed);
+                self.shared.failed(&e);
                 log::warn!("coalesce timer could not ask for the lock: {e}");
                 retry(now + self.config.tick());
                 return 0;
@@ -647,7 +659,7 @@ impl Timer {
                         self.shared.leases_lost.fetch_add(1, Ordering::Relaxed);
                     }
                     Err(e) => {
-                        self.shared.errors.fetch_add(1, Ordering::Relaxed);
+                        self.shared.failed(&e);
                         log::warn!("coalesce timer could not release the lock: {e}");
                     }
                 }
@@ -703,7 +715,7 @@ impl Timer {
                 1
             }
             Ok(Err(e)) => {
-                self.shared.errors.fetch_add(1, Ordering::Relaxed);
+                self.shared.failed(&e);
                 log::warn!("coalesce composite failed: {e}");
                 0
             }

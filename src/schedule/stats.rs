@@ -4,8 +4,15 @@
 pub struct SchedulerStats {
     /// Composites computed off the event path (background runs).
     pub composites: u64,
-    /// Composite runs off the event path that returned an error.
+    /// Composite runs off the event path that returned an error (a
+    /// [`BackendError::StateReset`](crate::BackendError::StateReset) is
+    /// counted in `state_resets` instead).
     pub errors: u64,
+    /// Runs off the event path (a lock attempt, a composite read) that found
+    /// the backend's state lost
+    /// ([`BackendError::StateReset`](crate::BackendError::StateReset)); the
+    /// run applied nothing and is not counted in `errors`.
+    pub state_resets: u64,
     /// Composite runs off the event path that panicked.
     pub panics: u64,
     /// Background ticks skipped because the thread woke too late for them.
