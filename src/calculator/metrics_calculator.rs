@@ -584,6 +584,8 @@ impl<S: CompositeScheduler> MetricsCalculator<S> {
 
     #[inline]
     fn decide(&mut self, event: &Event, now: Duration) -> Option<Ticket> {
+        // Called once per applied event: counts it if it is a named tool run.
+        self.telemetry.tool_run(event);
         if self.scheduler.skip_fast(now) {
             self.telemetry.skipped();
             return None;

@@ -44,6 +44,21 @@ pub fn describe() {
         "State backend failures, by kind"
     );
     describe_counter!(
+        names::TOOL_RUNS,
+        Unit::Count,
+        "Named tool runs applied by this process's calculators, by tool"
+    );
+    describe_counter!(
+        names::TOOL_SUCCESSES,
+        Unit::Count,
+        "Named tool runs with an explicit success, by tool"
+    );
+    describe_counter!(
+        names::TOOL_FAILURES,
+        Unit::Count,
+        "Named tool runs with an explicit failure, by tool"
+    );
+    describe_counter!(
         names::SINK_ERRORS,
         Unit::Count,
         "Metric batches a sink failed to record, by sink"

@@ -28,6 +28,25 @@ pub const SECONDS_SINCE_CALCULATION: &str = "composite_metrics_seconds_since_las
 pub const BACKEND_ERRORS: &str = "composite_metrics_backend_errors_total";
 /// Metric batches a sink failed to record, a counter labelled `sink`.
 pub const SINK_ERRORS: &str = "composite_metrics_sink_errors_total";
+/// Named tool runs ([`Event::named_tool`](crate::Event::named_tool)) the
+/// calculators of this process applied (duplicates and rejected events
+/// excluded), a counter labelled `tool`. Each calculator counts locally and
+/// adds its counts when it publishes the staleness gauge (at most once per
+/// second of its clock, or with 256 skips pending) and when it is dropped.
+/// A calculator counts at most 10 000 distinct tools; runs of further tools
+/// are not counted. A tool's share of the named runs, in PromQL:
+/// `100 * sum by (tool) (rate(composite_metrics_tool_runs_total[5m])) / ignoring (tool) group_left sum(rate(composite_metrics_tool_runs_total[5m]))`.
+pub const TOOL_RUNS: &str = "composite_metrics_tool_runs_total";
+/// Of [`TOOL_RUNS`], the runs whose outcome was an explicit success
+/// (`payload.success` true), a counter labelled `tool`, added at the same
+/// moments. A tool's success rate over explicit outcomes (as
+/// `tool_success_rate`), in PromQL:
+/// `100 * sum by (tool) (rate(composite_metrics_tool_successes_total[5m])) / (sum by (tool) (rate(composite_metrics_tool_successes_total[5m])) + sum by (tool) (rate(composite_metrics_tool_failures_total[5m])))`.
+pub const TOOL_SUCCESSES: &str = "composite_metrics_tool_successes_total";
+/// Of [`TOOL_RUNS`], the runs whose outcome was an explicit failure
+/// (`payload.success` false), a counter labelled `tool`, added at the same
+/// moments. Runs without an outcome are in neither this nor [`TOOL_SUCCESSES`].
+pub const TOOL_FAILURES: &str = "composite_metrics_tool_failures_total";
 
 /// One derived metric as exported: its category and name in the calculator,
 /// the exported gauge name, unit, help text, and whether it carries a `tool` label.
@@ -122,7 +141,7 @@ pub const SERIES: [Series; 15] = [
         names::TOOL_FREQUENCY,
         "composite_metrics_tools_tool_frequency",
         Unit::Percent,
-        "Share of tool runs that used this tool",
+        "Share of the named tool runs recorded through the sink that used this tool; all tools refreshed together, at most once per second",
         true,
     ),
     series(
