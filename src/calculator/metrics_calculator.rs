@@ -477,6 +477,7 @@ impl<S: CompositeScheduler> MetricsCalculator<S> {
         match self.env.composite(scope, session) {
             Ok(metric) => {
                 self.stats.composites += 1;
+                self.telemetry.calculated_now();
                 match &metric {
                     Some(m) => self.record(std::slice::from_ref(m)),
                     None => self.stats.composites_without_data += 1,
@@ -497,6 +498,7 @@ impl<S: CompositeScheduler> MetricsCalculator<S> {
         Stats {
             composites: self.stats.composites + s.composites,
             composite_errors: self.stats.composite_errors + s.errors + s.panics,
+            composites_without_data: self.stats.composites_without_data + s.composites_without_data,
             state_resets: self.stats.state_resets + s.state_resets,
             ..self.stats
         }
@@ -618,12 +620,14 @@ impl<S: CompositeScheduler> MetricsCalculator<S> {
         match self.env.composite(ctx.state_scope(), session) {
             Ok(Some(metric)) => {
                 self.stats.composites += 1;
+                self.telemetry.calculated();
                 // Stamped with the lock's fencing generation, if any.
                 out.push(metric.with_generation(ticket.generation()));
             }
             Ok(None) => {
                 self.stats.composites += 1;
                 self.stats.composites_without_data += 1;
+                self.telemetry.calculated();
             }
             Err(e) => {
                 self.count_composite_failure(&e);

@@ -154,6 +154,7 @@ struct Shared {
     /// cold paths, read by the event path only when it is due.
     known_start: AtomicU64,
     composites: AtomicU64,
+    composites_without_data: AtomicU64,
     errors: AtomicU64,
     state_resets: AtomicU64,
     panics: AtomicU64,
@@ -350,6 +351,7 @@ impl CompositeScheduler for Coalesce {
         self.shared.queue.lock().next_poll = now + self.config.max_staleness();
         let timer = Timer {
             env: env.clone(),
+            calculations: crate::telemetry::TimerCalculations::new("coalesce"),
             config: self.config,
             token: self.token,
             shared: Arc::clone(&self.shared),
@@ -422,6 +424,7 @@ impl CompositeScheduler for Coalesce {
         let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
         SchedulerStats {
             composites: get(&s.composites),
+            composites_without_data: get(&s.composites_without_data),
             errors: get(&s.errors),
             state_resets: get(&s.state_resets),
             panics: get(&s.panics),
@@ -553,6 +556,7 @@ fn due(
 #[derive(Debug)]
 struct Timer {
     env: SchedulerEnv,
+    calculations: crate::telemetry::TimerCalculations,
     config: CoalesceConfig,
     token: LockToken,
     shared: Arc<Shared>,
@@ -705,6 +709,12 @@ impl Timer {
         match result {
             Ok(Ok(metric)) => {
                 self.shared.composites.fetch_add(1, Ordering::Relaxed);
+                self.calculations.add(1);
+                if metric.is_none() {
+                    self.shared
+                        .composites_without_data
+                        .fetch_add(1, Ordering::Relaxed);
+                }
                 if let Some(m) = metric {
                     let m = m.with_generation(Some(generation));
                     if let Err(e) = self.env.record(std::slice::from_ref(&m)) {

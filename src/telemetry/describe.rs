@@ -28,6 +28,11 @@ pub fn describe() {
         Unit::Count,
         "Composite lock attempts and releases, by strategy and result (acquired, refused, lost)"
     );
+    describe_counter!(
+        names::CALCULATIONS,
+        Unit::Count,
+        "Composite calculations run, by strategy and trigger (event, compute_now, timer)"
+    );
     describe_histogram!(
         names::CALCULATION_SECONDS,
         Unit::Seconds,

@@ -47,6 +47,11 @@ pub(crate) struct CalculatorTelemetry {
     skip: metrics::Counter,
     #[cfg(feature = "metrics")]
     error: metrics::Counter,
+    /// Calculations decided on the event path, and by `compute_now`.
+    #[cfg(feature = "metrics")]
+    calculated: metrics::Counter,
+    #[cfg(feature = "metrics")]
+    calculated_now: metrics::Counter,
     #[cfg(feature = "metrics")]
     since_calculation: metrics::Gauge,
     /// Skip decisions not yet added to `skip`.
@@ -99,6 +104,8 @@ impl CalculatorTelemetry {
                 compute: decision("compute"),
                 skip: decision("skip"),
                 error: decision("error"),
+                calculated: metrics::counter!(names::CALCULATIONS, "strategy" => strategy, "trigger" => "event"),
+                calculated_now: metrics::counter!(names::CALCULATIONS, "strategy" => strategy, "trigger" => "compute_now"),
                 since_calculation: metrics::gauge!(names::SECONDS_SINCE_CALCULATION),
                 pending_skips: 0,
                 next_publish: Duration::ZERO,
@@ -171,6 +178,21 @@ impl CalculatorTelemetry {
         tally.count(outcome);
         self.tools.insert(Arc::clone(tool), tally);
         self.tools_pending = true;
+    }
+
+    /// Counts one calculation decided on the event path (cold: only when
+    /// one ran).
+    #[inline]
+    pub(crate) fn calculated(&mut self) {
+        #[cfg(feature = "metrics")]
+        self.calculated.increment(1);
+    }
+
+    /// Counts one calculation by `compute_now`.
+    #[inline]
+    pub(crate) fn calculated_now(&mut self) {
+        #[cfg(feature = "metrics")]
+        self.calculated_now.increment(1);
     }
 
     /// A skip decided on the scheduler's fast path.
@@ -260,6 +282,50 @@ impl Drop for CalculatorTelemetry {
     }
 }
 
+/// The calculations a scheduler's timer runs, counted under its strategy
+/// with trigger `timer`; registered when the scheduler is attached (with
+/// the recorder current while the calculator is built). Empty without the
+/// `metrics` feature.
+#[derive(Clone)]
+pub(crate) struct TimerCalculations {
+    #[cfg(feature = "metrics")]
+    counter: metrics::Counter,
+}
+
+impl std::fmt::Debug for TimerCalculations {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TimerCalculations").finish_non_exhaustive()
+    }
+}
+
+impl TimerCalculations {
+    /// Registers the counter of `strategy`'s timer.
+    pub(crate) fn new(strategy: &'static str) -> Self {
+        #[cfg(feature = "metrics")]
+        {
+            Self {
+                counter: metrics::counter!(names::CALCULATIONS, "strategy" => strategy, "trigger" => "timer"),
+            }
+        }
+        #[cfg(not(feature = "metrics"))]
+        {
+            let _ = strategy;
+            Self {}
+        }
+    }
+
+    /// Counts `n` calculations run.
+    #[inline]
+    pub(crate) fn add(&self, n: u64) {
+        #[cfg(feature = "metrics")]
+        if n > 0 {
+            self.counter.increment(n);
+        }
+        #[cfg(not(feature = "metrics"))]
+        let _ = n;
+    }
+}
+
 /// Times one composite calculation: created when it starts (which also marks
 /// the process's latest calculation), recorded to the calculation-time
 /// histogram when dropped.
@@ -285,6 +351,28 @@ impl CalculationTimer {
             let _ = clock;
             Self {}
         }
+    }
+}
+
+impl CalculationTimer {
+    /// Ends the timing of a page of `n` calculations read at once (a
+    /// per-session run): `n` observations of the page's time divided evenly
+    /// (none for an empty page).
+    #[inline]
+    pub(crate) fn finish_page(self, n: usize) {
+        #[cfg(feature = "metrics")]
+        {
+            let this = std::mem::ManuallyDrop::new(self);
+            if n > 0 {
+                let each = this.start.elapsed().as_secs_f64() / n as f64;
+                let histogram = metrics::histogram!(names::CALCULATION_SECONDS);
+                for _ in 0..n {
+                    histogram.record(each);
+                }
+            }
+        }
+        #[cfg(not(feature = "metrics"))]
+        let _ = (self, n);
     }
 }
 

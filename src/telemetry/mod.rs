@@ -7,6 +7,7 @@
 //! |---|---|---|
 //! | `composite_metrics_decisions_total` | counter | `strategy`, `outcome` (`compute`, `skip`, `error`) |
 //! | `composite_metrics_lock_total` | counter | `strategy`, `result` (`acquired`, `refused`, `lost`) |
+//! | `composite_metrics_calculations_total` | counter | `strategy`, `trigger` (`event`, `compute_now`, `timer`) |
 //! | `composite_metrics_calculation_seconds` | histogram | none |
 //! | `composite_metrics_seconds_since_last_calculation` | gauge | none |
 //! | `composite_metrics_backend_errors_total` | counter | `kind` |
@@ -39,4 +40,5 @@ pub mod names;
 pub use self::describe::describe;
 pub(crate) use self::health::{
     backend_error, lease_lost, lock_attempt, sink_error, CalculationTimer, CalculatorTelemetry,
+    TimerCalculations,
 };

@@ -16,12 +16,25 @@ pub const DECISIONS: &str = "composite_metrics_decisions_total";
 /// `result`: `acquired`, `refused` (another worker holds the lock or computed
 /// less than `min_interval` ago), or `lost` (the lease ran out before release).
 pub const LOCKS: &str = "composite_metrics_lock_total";
+/// Composite calculations run, with or without a score, a counter labelled
+/// `strategy` (the scheduler's name) and `trigger`: `event` (decided on the
+/// event path), `compute_now`, or `timer` (off the event path:
+/// [`Background`](crate::Background)'s runs, one per session read in a
+/// per-session run, and [`Coalesce`](crate::Coalesce)'s timer). Each is
+/// counted once, when it has read its inputs; its sum over triggers for one
+/// calculator is that calculator's
+/// [`Stats::composites`](crate::Stats::composites).
+pub const CALCULATIONS: &str = "composite_metrics_calculations_total";
 /// Time one composite calculation took (reading its inputs and scoring), a
-/// histogram in seconds of real time.
+/// histogram in seconds of real time: one observation per composite read,
+/// failed ones included, whoever runs it (the event path, `compute_now`,
+/// the timers). A per-session `Background` run reads a page of sessions at
+/// once and observes the page's time divided evenly among its sessions.
 pub const CALCULATION_SECONDS: &str = "composite_metrics_calculation_seconds";
 /// Seconds between an event and the latest composite calculation started in
-/// this process, by the calculators' clocks; a gauge each calculator sets at
-/// most once per second of its clock (it reads 0 until the first calculation).
+/// this process (the timers' included), by the calculators' clocks; a gauge
+/// each calculator sets at most once per second of its clock (it reads 0
+/// until the first calculation).
 pub const SECONDS_SINCE_CALCULATION: &str = "composite_metrics_seconds_since_last_calculation";
 /// Backend failures, a counter labelled `kind` (`timeout`, `connection`,
 /// `capacity`, `config`, `other`).
