@@ -265,26 +265,28 @@ mod health {
             assert_eq!(calc.scheduler_mut().poll(), 1);
             calc.stats()
         });
-        let counts: Vec<(String, u64)> = snapshotter
-            .snapshot()
-            .into_vec()
-            .into_iter()
-            .filter(|(ck, ..)| ck.key().name() == names::CALCULATIONS)
-            .map(|(ck, _, _, v)| {
-                let trigger = ck
-                    .key()
-                    .labels()
-                    .find(|l| l.key() == "trigger")
-                    .map(|l| l.value().to_owned())
-                    .unwrap_or_default();
-                match v {
-                    DebugValue::Counter(n) => (trigger, n),
+        // (name, label value of `label`, count) of every counter.
+        let snapshot = snapshotter.snapshot().into_vec();
+        let counter = |name: &str, label: &str, value: &str| {
+            snapshot
+                .iter()
+                .find(|(ck, ..)| {
+                    ck.kind() == MetricKind::Counter
+                        && ck.key().name() == name
+                        && ck
+                            .key()
+                            .labels()
+                            .any(|l| l.key() == label && l.value() == value)
+                })
+                .map_or(0, |(.., v)| match v {
+                    DebugValue::Counter(n) => *n,
                     other => panic!("{other:?}"),
-                }
-            })
-            .collect();
-        let get = |t: &str| counts.iter().find(|(k, _)| k == t).map_or(0, |(_, n)| *n);
+                })
+        };
+        let get = |trigger: &str| counter(names::CALCULATIONS, "trigger", trigger);
         assert_eq!((get("event"), get("timer"), get("compute_now")), (1, 1, 0));
+        // Both lock acquisitions are counted: the leading edge's and the timer's.
+        assert_eq!(counter(names::LOCKS, "result", "acquired"), 2);
         assert_eq!(stats.composites, get("event") + get("timer"));
     }
 }

@@ -414,6 +414,7 @@ impl CompositeScheduler for Coalesce {
         if let Some(token) = ticket.lock() {
             if !ctx.backend.unlock(ctx.state_scope(), token)? {
                 self.stats.leases_lost += 1;
+                crate::telemetry::lease_lost("coalesce");
             }
         }
         Ok(())
@@ -510,6 +511,7 @@ fn due(
     let outcome =
         ctx.backend
             .try_lock_if_dirty(scope, token, config.lease(), config.min_interval())?;
+    crate::telemetry::lock_attempt("coalesce", &outcome);
     if let LockOutcome::Acquired { generation } = outcome {
         stats.locks_acquired += 1;
         *worker = WorkerState::knowing_of(now, config);
@@ -638,11 +640,13 @@ impl Timer {
             Ok(o) => o,
             Err(e) => {
                 self.shared.failed(&e);
+                crate::telemetry::backend_error(&e);
                 log::warn!("coalesce timer could not ask for the lock: {e}");
                 retry(now + self.config.tick());
                 return 0;
             }
         };
+        crate::telemetry::lock_attempt("coalesce", &outcome);
         if session.is_none() {
             if let Some(ago) = outcome.since_last() {
                 self.shared.learn(now.saturating_sub(ago));
@@ -661,9 +665,11 @@ impl Timer {
                     Ok(true) => {}
                     Ok(false) => {
                         self.shared.leases_lost.fetch_add(1, Ordering::Relaxed);
+                        crate::telemetry::lease_lost("coalesce");
                     }
                     Err(e) => {
                         self.shared.failed(&e);
+                        crate::telemetry::backend_error(&e);
                         log::warn!("coalesce timer could not release the lock: {e}");
                     }
                 }
@@ -719,6 +725,7 @@ impl Timer {
                     let m = m.with_generation(Some(generation));
                     if let Err(e) = self.env.record(std::slice::from_ref(&m)) {
                         self.shared.errors.fetch_add(1, Ordering::Relaxed);
+                        crate::telemetry::sink_error(&e);
                         log::warn!("coalesce composite could not be recorded: {e}");
                     }
                 }
@@ -726,6 +733,7 @@ impl Timer {
             }
             Ok(Err(e)) => {
                 self.shared.failed(&e);
+                crate::telemetry::backend_error(&e);
                 log::warn!("coalesce composite failed: {e}");
                 0
             }

@@ -13,8 +13,11 @@ use crate::metric::{names, Category};
 /// every 256 skips, at its next decision to compute, and when it is dropped.
 pub const DECISIONS: &str = "composite_metrics_decisions_total";
 /// Composite lock attempts and releases, a counter labelled `strategy` and
-/// `result`: `acquired`, `refused` (another worker holds the lock or computed
-/// less than `min_interval` ago), or `lost` (the lease ran out before release).
+/// `result`: `acquired`, `refused` (another worker holds the lock, or
+/// computed less than `min_interval` ago, or, for `Coalesce`'s "lock if
+/// dirty", no event is unread), or `lost` (the lease ran out before
+/// release). Every lock attempt is counted, on the event path and on the
+/// timers (`Background`, `Coalesce`).
 pub const LOCKS: &str = "composite_metrics_lock_total";
 /// Composite calculations run, with or without a score, a counter labelled
 /// `strategy` (the scheduler's name) and `trigger`: `event` (decided on the
