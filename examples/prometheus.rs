@@ -9,6 +9,20 @@
 //! cargo run --features metrics --example prometheus -- --port 9898 --events 500 --serve-secs 120
 //! curl -s http://127.0.0.1:9898/metrics | grep composite_metrics
 //! ```
+//!
+//! The `composite_metrics_tools_tool_frequency{tool}` gauges add up to 100 %
+//! (the sink refreshes them together; see `MetricsSink`). Across processes,
+//! and for success rates, divide the per-tool counters in PromQL:
+//!
+//! ```text
+//! # share of the named tool runs, %
+//! 100 * sum by (tool) (rate(composite_metrics_tool_runs_total[5m]))
+//!   / ignoring (tool) group_left sum(rate(composite_metrics_tool_runs_total[5m]))
+//! # success rate over explicit outcomes, %
+//! 100 * sum by (tool) (rate(composite_metrics_tool_successes_total[5m]))
+//!   / (sum by (tool) (rate(composite_metrics_tool_successes_total[5m]))
+//!      + sum by (tool) (rate(composite_metrics_tool_failures_total[5m])))
+//! ```
 
 use std::error::Error;
 use std::net::{Ipv4Addr, SocketAddr, TcpListener};
@@ -116,9 +130,11 @@ fn free_port() -> std::io::Result<u16> {
 /// Installs the Prometheus exporter as the global recorder (listening on
 /// 127.0.0.1), describes the crate's series, and replays `events` events of
 /// the simulator's mix through two `HybridLock` workers sharing one
-/// `MemoryState`, on a manual clock advanced 250 ms per event. Returns where
-/// `/metrics` is served and what the replay produced; the listener keeps
-/// serving on its own thread.
+/// `MemoryState`, on a manual clock advanced 250 ms per event. Then drops
+/// the workers (which adds their last per-tool run counts to the counters)
+/// and refreshes the share gauges with every run. Returns where `/metrics` is
+/// served and what the replay produced; the listener keeps serving on its
+/// own thread.
 pub fn install_and_replay(options: &Options) -> Result<Replay, Box<dyn Error>> {
     let port = match options.port {
         Some(p) => p,
@@ -152,10 +168,13 @@ pub fn install_and_replay(options: &Options) -> Result<Replay, Box<dyn Error>> {
         workers[w].process_into(&event, &mut metrics)?;
         clock.advance(Duration::from_millis(250));
     }
+    let stats = workers.iter().map(MetricsCalculator::stats).collect();
+    drop(workers);
+    sink.refresh_shares();
     Ok(Replay {
         addr,
         metrics,
-        stats: workers.iter().map(MetricsCalculator::stats).collect(),
+        stats,
     })
 }
 

@@ -140,8 +140,9 @@ fn every_derived_metric_is_a_gauge_holding_its_latest_value_labelled_only_by_too
     let exported = Exported::take(&snapshotter);
 
     // The latest value of each exported series, from what the calculator returned.
+    // (The tool shares are refreshed together instead: checked below.)
     let mut latest: HashMap<(String, Option<String>), f64> = HashMap::new();
-    for m in &returned {
+    for m in returned.iter().filter(|m| m.name != "tool_frequency") {
         let name = format!("composite_metrics_{}_{}", m.category, m.name);
         let per_tool = SERIES
             .iter()
@@ -149,7 +150,7 @@ fn every_derived_metric_is_a_gauge_holding_its_latest_value_labelled_only_by_too
         let tool = m.tool.as_deref().filter(|_| per_tool).map(str::to_owned);
         latest.insert((name, tool), m.value);
     }
-    assert!(latest.len() >= 14, "{latest:?}");
+    assert!(latest.len() >= 12, "{latest:?}");
     for ((name, tool), value) in &latest {
         let labels: Vec<(&str, &str)> = tool.iter().map(|t| ("tool", t.as_str())).collect();
         assert_eq!(exported.gauge(name, &labels), *value, "{name} {tool:?}");
@@ -158,13 +159,11 @@ fn every_derived_metric_is_a_gauge_holding_its_latest_value_labelled_only_by_too
     let success = "composite_metrics_tools_tool_success_rate";
     assert_eq!(exported.gauge(success, &[("tool", "bash")]), 200.0 / 3.0);
     assert_eq!(exported.gauge(success, &[("tool", "grep")]), 100.0);
-    assert_eq!(
-        exported.gauge(
-            "composite_metrics_tools_tool_frequency",
-            &[("tool", "bash")]
-        ),
-        75.0
-    );
+    // Shares of the 4 named runs (bash 3, grep 1), both as of the last run:
+    // the grep gauge does not keep the share computed at grep's own run.
+    let freq = "composite_metrics_tools_tool_frequency";
+    assert_eq!(exported.gauge(freq, &[("tool", "bash")]), 75.0);
+    assert_eq!(exported.gauge(freq, &[("tool", "grep")]), 25.0);
     assert_eq!(
         exported.gauge("composite_metrics_session_acceptance_rate", &[]),
         200.0 / 3.0
@@ -262,6 +261,64 @@ fn skips_are_published_once_per_clock_second_and_when_the_calculator_is_dropped(
         assert_eq!(skips(&Exported::take(&snapshotter)), 256);
         drop(calc); // the last 45
         assert_eq!(skips(&Exported::take(&snapshotter)), 45);
+        Ok::<_, Error>(())
+    })
+    .expect("run");
+}
+
+/// Issue 21, point 7: named tool runs and their explicit outcomes are
+/// counted per tool (duplicates, unnamed runs and pre hooks are not),
+/// locally, and added to the counters with the skips: at most once per
+/// second of the clock and when the calculator is dropped.
+#[test]
+fn tool_runs_and_outcomes_are_counted_per_tool_and_published_with_the_skips() {
+    let recorder = DebuggingRecorder::new();
+    let snapshotter = recorder.snapshotter();
+    let counts = |exported: &Exported, tool: &str| {
+        let get = |name| match exported.get(MetricKind::Counter, name, &[("tool", tool)]) {
+            Some(DebugValue::Counter(v)) => *v,
+            _ => 0,
+        };
+        [
+            get(names::TOOL_RUNS),
+            get(names::TOOL_SUCCESSES),
+            get(names::TOOL_FAILURES),
+        ]
+    };
+    metrics::with_local_recorder(&recorder, || {
+        let clock = at(5_000);
+        let mut calc = MetricsCalculator::builder().clock(clock.clone()).build()?;
+        for event in [
+            Event::tool_use("s1", "bash").with_success(true),
+            Event::tool_use("s1", "bash").with_success(false),
+            Event::tool_use("s1", "bash"),
+            Event::tool_use("s1", "grep")
+                .with_success(true)
+                .with_event_id("once"),
+            // A duplicate, an unnamed run and a pre hook: no named run.
+            Event::tool_use("s1", "grep")
+                .with_success(true)
+                .with_event_id("once"),
+            Event::tool_use("s1", "").with_success(true),
+            Event::tool_use("s1", "bash").with_hook_type("pre_tool_use"),
+        ] {
+            calc.process(&event)?;
+        }
+        // Counted locally: the event path wrote nothing shared.
+        let exported = Exported::take(&snapshotter);
+        assert_eq!(counts(&exported, "bash"), [0, 0, 0]);
+        assert_eq!(counts(&exported, "grep"), [0, 0, 0]);
+        clock.advance(Duration::from_secs(1));
+        // Publishes the runs before it.
+        calc.process(&Event::tool_use("s1", "grep").with_success(false))?;
+        let exported = Exported::take(&snapshotter);
+        assert_eq!(counts(&exported, "bash"), [3, 1, 1]);
+        assert_eq!(counts(&exported, "grep"), [1, 1, 0]);
+        drop(calc); // the last one
+        let exported = Exported::take(&snapshotter);
+        assert_eq!(counts(&exported, "bash"), [0, 0, 0]);
+        assert_eq!(counts(&exported, "grep"), [1, 0, 1]);
+        assert_eq!(counts(&exported, ""), [0, 0, 0]);
         Ok::<_, Error>(())
     })
     .expect("run");
@@ -366,6 +423,7 @@ fn tools_beyond_the_limit_are_counted_and_reported_not_exported() {
         )
         .with_tool(Arc::from(tool))
     };
+    let freq = "composite_metrics_tools_tool_frequency";
     metrics::with_local_recorder(&recorder, || {
         assert!(sink.record(&[metric("bash", 60.0)]).is_ok());
         let err = sink
@@ -374,9 +432,15 @@ fn tools_beyond_the_limit_are_counted_and_reported_not_exported() {
         assert!(err.to_string().contains("grep"), "{err}");
     });
     assert_eq!(sink.unexported(), 1);
+    // Refreshed at the first run only (the others came in the same second).
+    assert_eq!(
+        Exported::take(&snapshotter).gauge(freq, &[("tool", "bash")]),
+        100.0
+    );
+    // The runs of the tool beyond the limit count in the total.
+    sink.refresh_shares();
     let exported = Exported::take(&snapshotter);
-    let freq = "composite_metrics_tools_tool_frequency";
-    assert_eq!(exported.gauge(freq, &[("tool", "bash")]), 50.0);
+    assert_eq!(exported.gauge(freq, &[("tool", "bash")]), 200.0 / 3.0);
     assert!(exported
         .get(MetricKind::Gauge, freq, &[("tool", "grep")])
         .is_none());
@@ -421,7 +485,61 @@ mod properties {
     use super::*;
     use proptest::prelude::*;
 
+    const FREQ: &str = "composite_metrics_tools_tool_frequency";
+
     proptest! {
+        /// Issue 21, point 7: whatever the runs and their times, the share
+        /// gauges are set together, at the first run and then at the first
+        /// run at least one second of metric time after the previous
+        /// refresh, and never in between; each refresh sets every tool's
+        /// share of the runs counted so far, so they add up to 100 %. (The
+        /// debugging recorder's snapshot reads a gauge and resets it to 0:
+        /// a step without a refresh reads 0 everywhere.)
+        #[test]
+        fn tool_shares_add_up_and_refresh_at_most_once_per_second(
+            runs in prop::collection::vec((0..4usize, 0..1_500u64), 1..60)
+        ) {
+            let tools = ["bash", "grep", "edit", "read"];
+            let recorder = DebuggingRecorder::new();
+            let snapshotter = recorder.snapshotter();
+            let sink = metrics::with_local_recorder(&recorder, MetricsSink::new);
+            let (mut at, mut next_refresh) = (Duration::ZERO, Duration::ZERO);
+            let mut counts = [0u64; 4];
+            let mut refreshes = 0;
+            for &(t, gap_ms) in &runs {
+                at += Duration::from_millis(gap_ms);
+                let metric = Metric::new(composite_metrics::Category::Tools, "tool_frequency", 1.0, at)
+                    .with_tool(Arc::from(tools[t]));
+                metrics::with_local_recorder(&recorder, || sink.record(&[metric])).unwrap();
+                counts[t] += 1;
+                let refreshed = at >= next_refresh;
+                if refreshed {
+                    next_refresh = at + Duration::from_secs(1);
+                    refreshes += 1;
+                }
+                let exported = Exported::take(&snapshotter);
+                let total: u64 = counts.iter().sum();
+                let mut sum = 0.0;
+                for (i, tool) in tools.iter().enumerate() {
+                    match exported.get(MetricKind::Gauge, FREQ, &[("tool", tool)]) {
+                        Some(DebugValue::Gauge(v)) => {
+                            let want = if refreshed {
+                                100.0 * counts[i] as f64 / total as f64
+                            } else {
+                                0.0
+                            };
+                            prop_assert!((v.into_inner() - want).abs() < 1e-9, "{} {} {}", tool, v.into_inner(), want);
+                            sum += v.into_inner();
+                        }
+                        _ => prop_assert_eq!(counts[i], 0, "{} ran but has no gauge", tool),
+                    }
+                }
+                let want_sum = if refreshed { 100.0 } else { 0.0 };
+                prop_assert!((sum - want_sum).abs() < 1e-9, "{}", sum);
+            }
+            prop_assert!(refreshes >= 1);
+        }
+
         /// Whatever metrics arrive, in whatever batches, each exported series
         /// holds the last value recorded for it, per-tool series are labelled
         /// with exactly their tool, and no other series appears.
@@ -436,6 +554,9 @@ mod properties {
             let recorder = DebuggingRecorder::new();
             let snapshotter = recorder.snapshotter();
             let mut expected: HashMap<(String, Option<&str>), f64> = HashMap::new();
+            // Tools with a `tool_frequency` metric: their share gauges are
+            // refreshed together (see `tool_shares_add_up_...` below).
+            let mut ran: Vec<&str> = Vec::new();
             metrics::with_local_recorder(&recorder, || {
                 let sink = MetricsSink::new();
                 for batch in &batches {
@@ -445,7 +566,10 @@ mod properties {
                             let s = &SERIES[i];
                             let m = Metric::new(s.category, s.name, value, Duration::ZERO)
                                 .with_session(Arc::from("a-session"));
-                            if s.per_tool {
+                            if s.name == "tool_frequency" {
+                                ran.push(tools[t]);
+                                m.with_tool(Arc::from(tools[t]))
+                            } else if s.per_tool {
                                 expected.insert((s.exported.to_owned(), Some(tools[t])), value);
                                 m.with_tool(Arc::from(tools[t]))
                             } else {
@@ -462,6 +586,14 @@ mod properties {
                 let labels: Vec<(&str, &str)> = tool.iter().map(|t| ("tool", *t)).collect();
                 prop_assert_eq!(exported.gauge(name, &labels), *value);
             }
+            // All at one time: the shares were refreshed at the first run
+            // only, and add up to 100 %.
+            if !ran.is_empty() {
+                let sum: f64 = ran.iter().collect::<std::collections::BTreeSet<_>>().iter()
+                    .map(|t| exported.gauge(FREQ, &[("tool", t)]))
+                    .sum();
+                prop_assert!((sum - 100.0).abs() < 1e-9, "{}", sum);
+            }
             for (kind, name, labels) in exported.values.keys() {
                 prop_assert_eq!(*kind, MetricKind::Gauge);
                 let tool = labels.iter().find(|(k, _)| k == "tool").map(|(_, v)| v.as_str());
@@ -469,7 +601,11 @@ mod properties {
                 // Per-tool series appear only with a tool that was recorded;
                 // unlabelled series are registered up front (reading 0 until set).
                 if let Some(tool) = tool {
-                    prop_assert!(expected.contains_key(&(name.clone(), Some(tool))));
+                    if name == FREQ {
+                        prop_assert!(ran.contains(&tool), "{}", tool);
+                    } else {
+                        prop_assert!(expected.contains_key(&(name.clone(), Some(tool))));
+                    }
                 } else {
                     prop_assert!(SERIES.iter().any(|s| s.exported == name && !s.per_tool));
                 }

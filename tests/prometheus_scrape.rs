@@ -5,6 +5,7 @@
 use std::collections::HashMap;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 #[allow(dead_code, unreachable_pub)]
@@ -52,18 +53,28 @@ fn samples(text: &str) -> HashMap<String, f64> {
         .collect()
 }
 
+/// The example's replay of 300 events, run once per test binary (it
+/// installs the global recorder, which can be done once per process).
+fn replay() -> &'static example::Replay {
+    static REPLAY: OnceLock<example::Replay> = OnceLock::new();
+    REPLAY.get_or_init(|| {
+        let options = example::parse_args(&["--events".to_owned(), "300".to_owned()])
+            .expect("arguments")
+            .expect("not --help");
+        example::install_and_replay(&options).expect("install and replay")
+    })
+}
+
 #[test]
 fn the_example_serves_every_series_with_tool_labels_and_no_session() {
-    let options = example::parse_args(&["--events".to_owned(), "300".to_owned()])
-        .expect("arguments")
-        .expect("not --help");
-    let replay = example::install_and_replay(&options).expect("install and replay");
+    let replay = replay();
     let text = scrape_when_up(replay.addr);
     let samples = samples(&text);
 
-    // Every series the calculators returned is served with their latest value.
+    // Every series the calculators returned is served with their latest
+    // value, but the tool shares (refreshed together: checked below).
     let mut latest: HashMap<String, f64> = HashMap::new();
-    for m in &replay.metrics {
+    for m in replay.metrics.iter().filter(|m| m.name != "tool_frequency") {
         let name = format!("composite_metrics_{}_{}", m.category, m.name);
         let series = match (&m.tool, m.name) {
             (Some(tool), "tool_success_rate" | "tool_frequency") => {
@@ -106,4 +117,101 @@ fn the_example_serves_every_series_with_tool_labels_and_no_session() {
     assert!(text.contains("# HELP composite_metrics_tools_tool_latency_p50 "));
     assert!(text.contains("# TYPE composite_metrics_decisions_total counter"));
     assert!(!text.contains("session=") && !text.contains("session_id"));
+}
+
+/// Issue 21, point 7: the tool shares a dashboard reads add up to 100 %
+/// (within rounding) and equal what PromQL divides from the per-tool run
+/// counters; the success rate divided from the counters is the calculators'.
+#[test]
+fn tool_shares_add_up_to_100_and_the_counters_divide_correctly() {
+    let replay = replay();
+    let text = scrape_when_up(replay.addr);
+    let samples = samples(&text);
+    let per_tool = |name: &str| -> HashMap<String, f64> {
+        let prefix = format!("{name}{{tool=\"");
+        samples
+            .iter()
+            .filter_map(|(series, v)| {
+                let tool = series.strip_prefix(&prefix)?.strip_suffix("\"}")?;
+                Some((tool.to_owned(), *v))
+            })
+            .collect()
+    };
+    let shares = per_tool("composite_metrics_tools_tool_frequency");
+    let runs = per_tool("composite_metrics_tool_runs_total");
+    let successes = per_tool("composite_metrics_tool_successes_total");
+    let failures = per_tool("composite_metrics_tool_failures_total");
+    assert!(shares.len() >= 2, "{text}");
+
+    // The shares add up to 100 % within rounding.
+    let sum: f64 = shares.values().sum();
+    assert!(
+        (sum - 100.0).abs() < 1e-6,
+        "shares add up to {sum} %: {shares:?}"
+    );
+
+    // Every named tool run the calculators applied is counted, once.
+    let named_runs = replay
+        .metrics
+        .iter()
+        .filter(|m| m.name == "tool_frequency")
+        .count();
+    let total: f64 = runs.values().sum();
+    assert_eq!(total, named_runs as f64);
+
+    // share = runs / total runs, as PromQL divides the counters.
+    assert_eq!(
+        shares.keys().collect::<std::collections::BTreeSet<_>>(),
+        runs.keys().collect()
+    );
+    for (tool, share) in &shares {
+        let divided = 100.0 * runs[tool] / total;
+        assert!(
+            (share - divided).abs() < 1e-9,
+            "{tool}: {share} vs {divided}"
+        );
+    }
+    // The latest tool_frequency metric (of the replay's last named run) was
+    // computed against the final total: the counters give the same share.
+    let last = replay
+        .metrics
+        .iter()
+        .rev()
+        .find(|m| m.name == "tool_frequency")
+        .expect("a named tool run");
+    let tool = last.tool.as_deref().expect("a tool");
+    assert!((100.0 * runs[tool] / total - last.value).abs() < 1e-9);
+
+    // success rate = successes / (successes + failures), as the calculators
+    // computed it last for each tool (one fresh state, all-time counts).
+    let mut checked = 0;
+    for m in replay
+        .metrics
+        .iter()
+        .filter(|m| m.name == "tool_success_rate")
+    {
+        let tool = m.tool.as_deref().expect("a tool");
+        let is_last = replay
+            .metrics
+            .iter()
+            .rev()
+            .find(|n| n.name == "tool_success_rate" && n.tool.as_deref() == Some(tool))
+            .is_some_and(|n| std::ptr::eq(n, m));
+        if !is_last {
+            continue;
+        }
+        let (ok, bad) = (
+            successes.get(tool).copied().unwrap_or(0.0),
+            failures.get(tool).copied().unwrap_or(0.0),
+        );
+        let divided = 100.0 * ok / (ok + bad);
+        assert!(
+            (divided - m.value).abs() < 1e-9,
+            "{tool}: {divided} vs {}",
+            m.value
+        );
+        checked += 1;
+    }
+    assert!(checked >= 2, "{checked}");
+    assert!(text.contains("# TYPE composite_metrics_tool_runs_total counter"));
 }

@@ -88,9 +88,12 @@ fn scripts_are_loaded_on_every_primary_and_the_sink_works() {
     let cluster = RedisCluster::start(3);
     let config = RedisConfig::default().with_namespace("loaded");
     let _state = connect(&cluster, config.clone());
-    let sha = redis::Script::new(include_str!("../src/state/redis/try_lock.lua"))
-        .get_hash()
-        .to_owned();
+    let sha = redis::Script::new(concat!(
+        include_str!("../src/state/redis/prelude.lua"),
+        include_str!("../src/state/redis/try_lock.lua")
+    ))
+    .get_hash()
+    .to_owned();
     let sink_sha = redis::Script::new(include_str!("../src/sink/redis_record.lua"))
         .get_hash()
         .to_owned();

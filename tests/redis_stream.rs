@@ -441,6 +441,80 @@ fn lag_is_exported_as_gauges() {
     assert!(gauges[STREAM_OLDEST_UNACKED_SECONDS] >= 0.0);
 }
 
+/// Issue 21, point 5: the dead-letter stream is bounded. Filled with 1 000
+/// dead letters past a bound of 50, it keeps at least the newest 50 and at
+/// most 50 + `stream-node-max-entries` - 1 (Redis trims whole nodes with
+/// `MAXLEN ~`), and its length is read with the lag.
+#[test]
+fn the_dead_letter_stream_is_trimmed_to_its_bound() {
+    const BOUND: u64 = 50;
+    const DEAD: u64 = 1_000;
+    let server = RedisServer::start();
+    let good = xadd(&server, &[("event", &tool_json("s1", 5))]);
+    // 1 000 invalid entries in one call.
+    let _: () = server.cmd(&[
+        "EVAL",
+        "for i = 1, tonumber(ARGV[1]) do redis.call('XADD', KEYS[1], '*', 'event', '{not json ' .. i) end",
+        "1",
+        STREAM,
+        &DEAD.to_string(),
+    ]);
+    let last_bad = xadd(&server, &[("event", "{not json, the last")]);
+    let node: Vec<String> = server.cmd(&["CONFIG", "GET", "stream-node-max-entries"]);
+    let node: u64 = node[1].parse().expect("stream-node-max-entries");
+    let mut calc = calc(&server, "deadbound");
+    let mut source = source(&server, config("w1").with_dead_letter_max_len(BOUND));
+    drain(&mut source, &mut calc);
+
+    let stats = source.stats();
+    assert_eq!((stats.applied, stats.dead_lettered), (1, DEAD + 1));
+    let len: u64 = server.cmd(&["XLEN", &format!("{STREAM}:dead")]);
+    assert!(
+        (BOUND..BOUND + node).contains(&len),
+        "{len} dead letters kept, bound {BOUND} (nodes of {node})"
+    );
+    // The newest are kept: the last dead letter is the last invalid entry.
+    let dead = dead_letters(&server);
+    assert_eq!(dead.len() as u64, len);
+    assert_eq!(dead[dead.len() - 1]["entry_id"], last_bad);
+    assert!(dead.iter().all(|d| d["entry_id"] != good));
+    assert_eq!(group_pending(&server), 0);
+
+    // The length is read with the lag (and exported as a gauge).
+    let read = source.refresh_lag().expect("lag");
+    assert_eq!(read.dead_letter_len, len);
+    #[cfg(feature = "metrics")]
+    {
+        use composite_metrics::ingest::STREAM_DEAD_LETTER_LENGTH;
+        use metrics_util::debugging::{DebugValue, DebuggingRecorder};
+
+        let recorder = DebuggingRecorder::new();
+        let snapshotter = recorder.snapshotter();
+        metrics::with_local_recorder(&recorder, || source.refresh_lag().expect("lag"));
+        let gauge = snapshotter
+            .snapshot()
+            .into_vec()
+            .into_iter()
+            .find(|(key, _, _, _)| key.key().name() == STREAM_DEAD_LETTER_LENGTH)
+            .map(|(_, _, _, value)| value);
+        match gauge {
+            Some(DebugValue::Gauge(v)) => assert_eq!(v.into_inner(), len as f64),
+            other => panic!("{STREAM_DEAD_LETTER_LENGTH}: {other:?}"),
+        }
+    }
+}
+
+/// Without dead letters the length reads 0 (the stream does not exist).
+#[test]
+fn the_dead_letter_length_reads_zero_before_any_dead_letter() {
+    let server = RedisServer::start();
+    xadd(&server, &[("event", &tool_json("s1", 5))]);
+    let mut calc = calc(&server, "deadzero");
+    let mut source = source(&server, config("w1"));
+    drain(&mut source, &mut calc);
+    assert_eq!(source.refresh_lag().expect("lag").dead_letter_len, 0);
+}
+
 #[test]
 fn invalid_configurations_are_refused() {
     let server = RedisServer::start();
@@ -449,6 +523,7 @@ fn invalid_configurations_are_refused() {
         StreamConfig::new(STREAM, GROUP, "w").with_count(0),
         StreamConfig::new(STREAM, GROUP, "w").with_max_deliveries(0),
         StreamConfig::new(STREAM, GROUP, "w").with_dead_letter(STREAM),
+        StreamConfig::new(STREAM, GROUP, "w").with_dead_letter_max_len(0),
         StreamConfig::new(&"s".repeat(100), GROUP, "w"),
     ] {
         assert!(StreamSource::connect(&server.url(), config).is_err());

@@ -477,6 +477,7 @@ impl<S: CompositeScheduler> MetricsCalculator<S> {
         match self.env.composite(scope, session) {
             Ok(metric) => {
                 self.stats.composites += 1;
+                self.telemetry.calculated_now();
                 match &metric {
                     Some(m) => self.record(std::slice::from_ref(m)),
                     None => self.stats.composites_without_data += 1,
@@ -497,6 +498,8 @@ impl<S: CompositeScheduler> MetricsCalculator<S> {
         Stats {
             composites: self.stats.composites + s.composites,
             composite_errors: self.stats.composite_errors + s.errors + s.panics,
+            composites_without_data: self.stats.composites_without_data + s.composites_without_data,
+            state_resets: self.stats.state_resets + s.state_resets,
             ..self.stats
         }
     }
@@ -564,6 +567,14 @@ impl<S: CompositeScheduler> MetricsCalculator<S> {
         }
     }
 
+    fn count_coordination_failure(&mut self, e: &BackendError) {
+        if matches!(e, BackendError::StateReset { .. }) {
+            self.stats.state_resets += 1;
+        } else {
+            self.stats.coordination_errors += 1;
+        }
+    }
+
     fn context<'a>(env: &'a SchedulerEnv, event: &'a Event, now: Duration) -> EventContext<'a> {
         EventContext {
             now,
@@ -575,6 +586,8 @@ impl<S: CompositeScheduler> MetricsCalculator<S> {
 
     #[inline]
     fn decide(&mut self, event: &Event, now: Duration) -> Option<Ticket> {
+        // Called once per applied event: counts it if it is a named tool run.
+        self.telemetry.tool_run(event);
         if self.scheduler.skip_fast(now) {
             self.telemetry.skipped();
             return None;
@@ -592,7 +605,7 @@ impl<S: CompositeScheduler> MetricsCalculator<S> {
             Ok(Decision::Skip) => None,
             Ok(Decision::Compute(ticket)) => Some(ticket),
             Err(e) => {
-                self.stats.coordination_errors += 1;
+                self.count_coordination_failure(&e);
                 log::warn!("composite scheduling failed, skipped: {e}");
                 None
             }
@@ -607,12 +620,14 @@ impl<S: CompositeScheduler> MetricsCalculator<S> {
         match self.env.composite(ctx.state_scope(), session) {
             Ok(Some(metric)) => {
                 self.stats.composites += 1;
+                self.telemetry.calculated();
                 // Stamped with the lock's fencing generation, if any.
                 out.push(metric.with_generation(ticket.generation()));
             }
             Ok(None) => {
                 self.stats.composites += 1;
                 self.stats.composites_without_data += 1;
+                self.telemetry.calculated();
             }
             Err(e) => {
                 self.count_composite_failure(&e);
@@ -626,7 +641,7 @@ impl<S: CompositeScheduler> MetricsCalculator<S> {
     fn finish(&mut self, event: &Event, now: Duration, ticket: Ticket) {
         let ctx = Self::context(&self.env, event, now);
         if let Err(e) = self.scheduler.on_computed(&ctx, ticket) {
-            self.stats.coordination_errors += 1;
+            self.count_coordination_failure(&e);
             log::warn!("releasing the composite lock failed: {e}");
         }
     }

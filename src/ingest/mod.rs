@@ -37,7 +37,9 @@ pub use self::entry_error::EntryError;
 #[cfg(feature = "redis")]
 pub use self::stream_config::StreamConfig;
 #[cfg(all(feature = "redis", feature = "metrics"))]
-pub use self::stream_gauges::{STREAM_OLDEST_UNACKED_SECONDS, STREAM_PENDING, STREAM_UNDELIVERED};
+pub use self::stream_gauges::{
+    STREAM_DEAD_LETTER_LENGTH, STREAM_OLDEST_UNACKED_SECONDS, STREAM_PENDING, STREAM_UNDELIVERED,
+};
 #[cfg(feature = "redis")]
 pub use self::stream_source::StreamSource;
 #[cfg(feature = "redis")]

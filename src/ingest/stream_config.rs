@@ -3,6 +3,9 @@ use std::time::Duration;
 use crate::error::ConfigError;
 use crate::event::MAX_EVENT_ID_BYTES;
 
+/// Entries the dead-letter stream keeps by default.
+const DEFAULT_DEAD_LETTER_MAX_LEN: u64 = 10_000;
+
 /// Longest entry id Redis writes (`<u64>-<u64>`).
 const MAX_ENTRY_ID_BYTES: usize = 41;
 
@@ -17,6 +20,7 @@ const MAX_ENTRY_ID_BYTES: usize = 41;
 /// | `claim_every` | 1 s | how often this consumer looks for such entries |
 /// | `max_deliveries` | 3 | deliveries after which an entry goes to the dead-letter stream |
 /// | `dead_letter` | `<stream>:dead` | the dead-letter stream |
+/// | `dead_letter_max_len` | 10 000 | entries the dead-letter stream keeps, trimmed approximately (`XADD ... MAXLEN ~ n`, see [`with_dead_letter_max_len`](Self::with_dead_letter_max_len)) |
 /// | `json_field` | `event` | the entry field that holds the event JSON |
 /// | `start_id` | `0` | where a group created by the source starts (`0`: the whole stream, `$`: new entries only) |
 /// | `connect_timeout` | 5 s | bound on opening the connection |
@@ -31,6 +35,7 @@ const MAX_ENTRY_ID_BYTES: usize = 41;
 ///     .with_count(200)
 ///     .with_min_idle(Duration::from_secs(10));
 /// assert_eq!(config.dead_letter(), "events:dead");
+/// assert_eq!(config.dead_letter_max_len(), 10_000);
 /// assert!(config.validate().is_ok());
 /// assert!(StreamConfig::new("events", "", "w").validate().is_err());
 /// ```
@@ -45,6 +50,7 @@ pub struct StreamConfig {
     claim_every: Duration,
     max_deliveries: u64,
     dead_letter: Option<String>,
+    dead_letter_max_len: u64,
     json_field: String,
     start_id: String,
     connect_timeout: Duration,
@@ -67,6 +73,7 @@ impl StreamConfig {
             claim_every: Duration::from_secs(1),
             max_deliveries: 3,
             dead_letter: None,
+            dead_letter_max_len: DEFAULT_DEAD_LETTER_MAX_LEN,
             json_field: "event".to_owned(),
             start_id: "0".to_owned(),
             connect_timeout: Duration::from_secs(5),
@@ -110,6 +117,19 @@ impl StreamConfig {
     /// The dead-letter stream (default `<stream>:dead`).
     pub fn with_dead_letter(mut self, stream: &str) -> Self {
         self.dead_letter = Some(stream.to_owned());
+        self
+    }
+
+    /// How many entries the dead-letter stream keeps (default 10 000, at
+    /// least 1). Every dead letter is added with `XADD <dead_letter> MAXLEN ~
+    /// <max_len>`: Redis trims approximately, removing only whole internal
+    /// nodes of the stream (of at most `stream-node-max-entries` entries,
+    /// 100 by default), oldest first. So once it has been filled past the
+    /// bound the stream keeps at least the newest `max_len` entries and at
+    /// most `max_len + stream-node-max-entries - 1` (10 099 with the
+    /// defaults); entries beyond are lost, oldest first.
+    pub fn with_dead_letter_max_len(mut self, max_len: u64) -> Self {
+        self.dead_letter_max_len = max_len;
         self
     }
 
@@ -191,6 +211,11 @@ impl StreamConfig {
             .unwrap_or_else(|| format!("{}:dead", self.stream))
     }
 
+    /// Entries the dead-letter stream keeps (`MAXLEN ~`).
+    pub fn dead_letter_max_len(&self) -> u64 {
+        self.dead_letter_max_len
+    }
+
     /// The field holding the event JSON.
     pub fn json_field(&self) -> &str {
         &self.json_field
@@ -224,7 +249,7 @@ impl StreamConfig {
 
     /// Checks the names (not empty; the stream name short enough that
     /// `<stream>:<entry id>` fits in an event id), `count`, `block`,
-    /// `max_deliveries` and the timeouts (not zero).
+    /// `max_deliveries`, `dead_letter_max_len` and the timeouts (not zero).
     pub fn validate(&self) -> Result<(), ConfigError> {
         for (field, value) in [
             ("stream", &self.stream),
@@ -255,6 +280,11 @@ impl StreamConfig {
         if self.max_deliveries == 0 {
             return Err(ConfigError::Zero {
                 field: "max_deliveries",
+            });
+        }
+        if self.dead_letter_max_len == 0 {
+            return Err(ConfigError::Zero {
+                field: "dead_letter_max_len",
             });
         }
         for (field, value) in [

@@ -38,7 +38,8 @@ struct RawEntry {
 /// 2. parses every entry (see the entry format in the [module](super) docs
 ///    and the README); an entry that is not a valid event, or that was
 ///    delivered more than `max_deliveries` times, goes with its error to the
-///    dead-letter stream;
+///    dead-letter stream (bounded: trimmed approximately to
+///    [`dead_letter_max_len`](StreamConfig::with_dead_letter_max_len));
 /// 3. applies the valid ones with one
 ///    [`process_batch_into`](MetricsCalculator::process_batch_into); each
 ///    event's id is its `event_id`, or `<stream>:<entry id>`, so an entry
@@ -417,9 +418,13 @@ impl StreamSource {
         let mut pipe = redis::pipe();
         pipe.atomic();
         for (entry, error) in dead {
+            // Bounded: approximate trimming to `dead_letter_max_len`.
             let cmd = pipe
                 .cmd("XADD")
                 .arg(&self.dead_letter)
+                .arg("MAXLEN")
+                .arg("~")
+                .arg(self.config.dead_letter_max_len())
                 .arg("*")
                 .arg("entry_id")
                 .arg(&entry.id)
@@ -449,9 +454,9 @@ impl StreamSource {
         Ok(())
     }
 
-    /// Reads the group's lag now (one or two round trips), stores it in
-    /// [`stats`](Self::stats) and, with feature `metrics`, publishes it as
-    /// gauges.
+    /// Reads the group's lag and the dead-letter stream's length now (one or
+    /// two round trips), stores them in [`stats`](Self::stats) and, with
+    /// feature `metrics`, publishes them as gauges.
     pub fn refresh_lag(&mut self) -> Result<StreamStats, Error> {
         const OP: &str = "stream lag";
         let mut pipe = redis::pipe();
@@ -461,18 +466,23 @@ impl StreamSource {
             .arg(self.config.group())
             .cmd("XINFO")
             .arg("GROUPS")
-            .arg(self.config.stream());
+            .arg(self.config.stream())
+            .cmd("XLEN")
+            .arg(&self.dead_letter);
         let con = self.connection()?;
         let result: Result<Vec<Value>, RedisError> = pipe.query(con);
         let replies = result.map_err(|e| self.failed(OP, e))?;
         let bad = || -> Error {
             BackendError::Other {
                 op: OP,
-                source: "unexpected reply to TIME, XPENDING or XINFO GROUPS".into(),
+                source: "unexpected reply to TIME, XPENDING, XINFO GROUPS or XLEN".into(),
             }
             .into()
         };
-        let [time, summary, groups] = replies.as_slice() else {
+        let [time, summary, groups, dead_len] = replies.as_slice() else {
+            return Err(bad());
+        };
+        let Value::Int(dead_len) = dead_len else {
             return Err(bad());
         };
         let now_ms = server_ms(time).ok_or_else(bad)?;
@@ -504,6 +514,7 @@ impl StreamSource {
         };
         self.stats.pending = pending;
         self.stats.undelivered = undelivered;
+        self.stats.dead_letter_len = (*dead_len).max(0) as u64;
         self.stats.oldest_unacked_age = oldest_id
             .as_deref()
             .and_then(id_ms)

@@ -39,6 +39,10 @@ pub struct StreamStats {
     /// delivered), by the server's clock and the entry id's time, as last
     /// read; `None` when every entry is acknowledged.
     pub oldest_unacked_age: Option<Duration>,
+    /// Entries in the dead-letter stream (`XLEN`), as last read with the
+    /// lag; bounded by
+    /// [`StreamConfig::with_dead_letter_max_len`](super::StreamConfig::with_dead_letter_max_len).
+    pub dead_letter_len: u64,
     /// Times the lag was read.
     pub lag_reads: u64,
 }

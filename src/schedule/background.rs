@@ -207,7 +207,9 @@ pub struct Background {
 #[derive(Debug, Default)]
 struct Counters {
     composites: AtomicU64,
+    composites_without_data: AtomicU64,
     errors: AtomicU64,
+    state_resets: AtomicU64,
     panics: AtomicU64,
     skipped_ticks: AtomicU64,
     lock_attempts: AtomicU64,
@@ -259,7 +261,10 @@ impl Background {
 
     /// For a [`manual`](Self::manual) scheduler: runs the due tick, if any,
     /// on this thread (missed ticks are skipped and counted). Returns how many
-    /// composites it computed. Does nothing for a threaded scheduler.
+    /// calculations it ran (counted in
+    /// [`SchedulerStats::composites`](crate::schedule::SchedulerStats::composites),
+    /// those before a failure included). Does nothing for a threaded
+    /// scheduler.
     pub fn poll(&mut self) -> u64 {
         let Some(worker) = &mut self.manual else {
             return 0;
@@ -286,6 +291,7 @@ impl Background {
 #[derive(Debug)]
 struct Worker {
     env: SchedulerEnv,
+    calculations: crate::telemetry::TimerCalculations,
     tick: Duration,
     deadline: Duration,
     config: BackgroundConfig,
@@ -336,28 +342,42 @@ impl Worker {
         self.deadline = self.tick + self.jitter();
     }
 
+    /// One run; returns how many calculations it ran (each is counted as it
+    /// runs, so a run that fails half-way keeps the ones before).
     fn run_once(&self) -> u64 {
-        match catch_unwind(AssertUnwindSafe(|| self.compute())) {
-            Ok(Ok(n)) => {
-                self.counters.composites.fetch_add(n, Ordering::Relaxed);
-                n
-            }
+        let mut runs = 0;
+        match catch_unwind(AssertUnwindSafe(|| self.compute(&mut runs))) {
+            Ok(Ok(())) => runs,
             Ok(Err(e)) => {
-                self.counters.errors.fetch_add(1, Ordering::Relaxed);
+                let counter = match e {
+                    BackendError::StateReset { .. } => &self.counters.state_resets,
+                    _ => &self.counters.errors,
+                };
+                counter.fetch_add(1, Ordering::Relaxed);
                 crate::telemetry::backend_error(&e);
                 log::warn!("background composite run failed: {e}");
-                0
+                runs
             }
             Err(_) => {
                 self.counters.panics.fetch_add(1, Ordering::Relaxed);
                 log::error!("background composite run panicked; the next tick will run");
-                0
+                runs
             }
         }
     }
 
-    /// One run; returns how many composites it computed.
-    fn compute(&self) -> Result<u64, BackendError> {
+    /// Counts `n` calculations run, `without_data` of them without a score.
+    fn calculated(&self, runs: &mut u64, n: u64, without_data: u64) {
+        *runs += n;
+        self.counters.composites.fetch_add(n, Ordering::Relaxed);
+        self.counters
+            .composites_without_data
+            .fetch_add(without_data, Ordering::Relaxed);
+        self.calculations.add(n);
+    }
+
+    /// One run; adds the calculations it runs to `runs` as they run.
+    fn compute(&self, runs: &mut u64) -> Result<(), BackendError> {
         let backend = self.env.backend();
         let mut generation = None;
         if self.config.coordinated {
@@ -370,12 +390,12 @@ impl Worker {
             )?;
             crate::telemetry::lock_attempt("background", &outcome);
             let LockOutcome::Acquired { generation: g } = outcome else {
-                return Ok(0);
+                return Ok(());
             };
             generation = Some(g);
             self.counters.locks_acquired.fetch_add(1, Ordering::Relaxed);
         }
-        let result = self.compute_all(generation);
+        let result = self.compute_all(generation, runs);
         if self.config.coordinated && !backend.unlock(Scope::Global, self.token)? {
             self.counters.leases_lost.fetch_add(1, Ordering::Relaxed);
             crate::telemetry::lease_lost("background");
@@ -392,14 +412,13 @@ impl Worker {
     ///
     /// [`StateBackend::active_sessions_page`]: crate::state::StateBackend::active_sessions_page
     /// [`StateBackend::session_inputs`]: crate::state::StateBackend::session_inputs
-    fn compute_all(&self, generation: Option<u64>) -> Result<u64, BackendError> {
+    fn compute_all(&self, generation: Option<u64>, runs: &mut u64) -> Result<(), BackendError> {
         let mut metrics = Vec::new();
-        let mut runs = 0;
         match self.env.scope() {
             CompositeScope::Global => {
                 let m = self.env.composite(Scope::Global, None)?;
                 metrics.extend(m.map(|m| m.with_generation(generation)));
-                runs += 1;
+                self.calculated(runs, 1, u64::from(metrics.is_empty()));
                 self.record(&metrics);
             }
             CompositeScope::PerSession => {
@@ -410,8 +429,9 @@ impl Worker {
                         .backend()
                         .active_sessions_page(cursor, LISTING_PAGE)?;
                     metrics.clear();
-                    let read = self.env.session_composites(&page.sessions, &mut metrics)?;
-                    runs += read as u64;
+                    let read = self.env.session_composites(&page.sessions, &mut metrics)? as u64;
+                    let scored = metrics.len() as u64;
+                    self.calculated(runs, read, read.saturating_sub(scored));
                     for m in &mut metrics {
                         m.generation = generation;
                     }
@@ -423,7 +443,7 @@ impl Worker {
                 }
             }
         }
-        Ok(runs)
+        Ok(())
     }
 
     fn record(&self, metrics: &[Metric]) {
@@ -454,6 +474,7 @@ impl CompositeScheduler for Background {
         let first = env.clock().now() + self.config.interval;
         let mut worker = Worker {
             env: env.clone(),
+            calculations: crate::telemetry::TimerCalculations::new("background"),
             tick: first,
             deadline: first,
             config: self.config,
@@ -491,7 +512,9 @@ impl CompositeScheduler for Background {
         let c = &self.counters;
         SchedulerStats {
             composites: c.composites.load(Ordering::Relaxed),
+            composites_without_data: c.composites_without_data.load(Ordering::Relaxed),
             errors: c.errors.load(Ordering::Relaxed),
+            state_resets: c.state_resets.load(Ordering::Relaxed),
             panics: c.panics.load(Ordering::Relaxed),
             skipped_ticks: c.skipped_ticks.load(Ordering::Relaxed),
             lock_attempts: c.lock_attempts.load(Ordering::Relaxed),

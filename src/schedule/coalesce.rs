@@ -154,7 +154,9 @@ struct Shared {
     /// cold paths, read by the event path only when it is due.
     known_start: AtomicU64,
     composites: AtomicU64,
+    composites_without_data: AtomicU64,
     errors: AtomicU64,
+    state_resets: AtomicU64,
     panics: AtomicU64,
     lock_attempts: AtomicU64,
     locks_acquired: AtomicU64,
@@ -184,6 +186,16 @@ struct Armed {
 }
 
 impl Shared {
+    /// Counts a failed backend call of the timer: in `state_resets` when the
+    /// backend's state was lost, else in `errors`.
+    fn failed(&self, e: &BackendError) {
+        let counter = match e {
+            BackendError::StateReset { .. } => &self.state_resets,
+            _ => &self.errors,
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+
     /// Remembers a global calculation that started at `started`.
     fn learn(&self, started: Duration) {
         let nanos = u64::try_from(started.as_nanos()).unwrap_or(u64::MAX);
@@ -339,6 +351,7 @@ impl CompositeScheduler for Coalesce {
         self.shared.queue.lock().next_poll = now + self.config.max_staleness();
         let timer = Timer {
             env: env.clone(),
+            calculations: crate::telemetry::TimerCalculations::new("coalesce"),
             config: self.config,
             token: self.token,
             shared: Arc::clone(&self.shared),
@@ -401,6 +414,7 @@ impl CompositeScheduler for Coalesce {
         if let Some(token) = ticket.lock() {
             if !ctx.backend.unlock(ctx.state_scope(), token)? {
                 self.stats.leases_lost += 1;
+                crate::telemetry::lease_lost("coalesce");
             }
         }
         Ok(())
@@ -411,7 +425,9 @@ impl CompositeScheduler for Coalesce {
         let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
         SchedulerStats {
             composites: get(&s.composites),
+            composites_without_data: get(&s.composites_without_data),
             errors: get(&s.errors),
+            state_resets: get(&s.state_resets),
             panics: get(&s.panics),
             skipped_ticks: 0,
             lock_attempts: self.stats.lock_attempts + get(&s.lock_attempts),
@@ -495,6 +511,7 @@ fn due(
     let outcome =
         ctx.backend
             .try_lock_if_dirty(scope, token, config.lease(), config.min_interval())?;
+    crate::telemetry::lock_attempt("coalesce", &outcome);
     if let LockOutcome::Acquired { generation } = outcome {
         stats.locks_acquired += 1;
         *worker = WorkerState::knowing_of(now, config);
@@ -541,6 +558,7 @@ fn due(
 #[derive(Debug)]
 struct Timer {
     env: SchedulerEnv,
+    calculations: crate::telemetry::TimerCalculations,
     config: CoalesceConfig,
     token: LockToken,
     shared: Arc<Shared>,
@@ -621,12 +639,14 @@ impl Timer {
         ) {
             Ok(o) => o,
             Err(e) => {
-                self.shared.errors.fetch_add(1, Ordering::Relaxed);
+                self.shared.failed(&e);
+                crate::telemetry::backend_error(&e);
                 log::warn!("coalesce timer could not ask for the lock: {e}");
                 retry(now + self.config.tick());
                 return 0;
             }
         };
+        crate::telemetry::lock_attempt("coalesce", &outcome);
         if session.is_none() {
             if let Some(ago) = outcome.since_last() {
                 self.shared.learn(now.saturating_sub(ago));
@@ -645,9 +665,11 @@ impl Timer {
                     Ok(true) => {}
                     Ok(false) => {
                         self.shared.leases_lost.fetch_add(1, Ordering::Relaxed);
+                        crate::telemetry::lease_lost("coalesce");
                     }
                     Err(e) => {
-                        self.shared.errors.fetch_add(1, Ordering::Relaxed);
+                        self.shared.failed(&e);
+                        crate::telemetry::backend_error(&e);
                         log::warn!("coalesce timer could not release the lock: {e}");
                     }
                 }
@@ -693,17 +715,25 @@ impl Timer {
         match result {
             Ok(Ok(metric)) => {
                 self.shared.composites.fetch_add(1, Ordering::Relaxed);
+                self.calculations.add(1);
+                if metric.is_none() {
+                    self.shared
+                        .composites_without_data
+                        .fetch_add(1, Ordering::Relaxed);
+                }
                 if let Some(m) = metric {
                     let m = m.with_generation(Some(generation));
                     if let Err(e) = self.env.record(std::slice::from_ref(&m)) {
                         self.shared.errors.fetch_add(1, Ordering::Relaxed);
+                        crate::telemetry::sink_error(&e);
                         log::warn!("coalesce composite could not be recorded: {e}");
                     }
                 }
                 1
             }
             Ok(Err(e)) => {
-                self.shared.errors.fetch_add(1, Ordering::Relaxed);
+                self.shared.failed(&e);
+                crate::telemetry::backend_error(&e);
                 log::warn!("coalesce composite failed: {e}");
                 0
             }

@@ -109,13 +109,20 @@ impl SchedulerEnv {
     /// `composite/productivity_score` metric labelled with its session to
     /// `out` for each session that has the inputs (no score is invented), and
     /// returns how many sessions were read. The metrics are not recorded.
+    /// Each session read is one calculation in the health metrics (feature
+    /// `metrics`): the page's read time is observed once per session, evenly
+    /// shared, and marks the latest calculation.
     pub fn session_composites(
         &self,
         sessions: &[Arc<str>],
         out: &mut Vec<Metric>,
     ) -> Result<usize, BackendError> {
+        // One page read: its time is shared evenly by its sessions in the
+        // calculation-time histogram (a failed read is one observation).
+        let timer = crate::telemetry::CalculationTimer::start(&*self.inner.clock);
         let mut inputs = Vec::with_capacity(sessions.len());
         self.inner.state.session_inputs(sessions, &mut inputs)?;
+        timer.finish_page(inputs.len());
         let now = self.inner.clock.now();
         for (id, inputs) in sessions.iter().zip(&inputs) {
             if let Some(score) = self.inner.weights.score(inputs) {

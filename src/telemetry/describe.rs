@@ -28,6 +28,11 @@ pub fn describe() {
         Unit::Count,
         "Composite lock attempts and releases, by strategy and result (acquired, refused, lost)"
     );
+    describe_counter!(
+        names::CALCULATIONS,
+        Unit::Count,
+        "Composite calculations run, by strategy and trigger (event, compute_now, timer)"
+    );
     describe_histogram!(
         names::CALCULATION_SECONDS,
         Unit::Seconds,
@@ -42,6 +47,21 @@ pub fn describe() {
         names::BACKEND_ERRORS,
         Unit::Count,
         "State backend failures, by kind"
+    );
+    describe_counter!(
+        names::TOOL_RUNS,
+        Unit::Count,
+        "Named tool runs applied by this process's calculators, by tool"
+    );
+    describe_counter!(
+        names::TOOL_SUCCESSES,
+        Unit::Count,
+        "Named tool runs with an explicit success, by tool"
+    );
+    describe_counter!(
+        names::TOOL_FAILURES,
+        Unit::Count,
+        "Named tool runs with an explicit failure, by tool"
     );
     describe_counter!(
         names::SINK_ERRORS,

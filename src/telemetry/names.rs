@@ -13,21 +13,56 @@ use crate::metric::{names, Category};
 /// every 256 skips, at its next decision to compute, and when it is dropped.
 pub const DECISIONS: &str = "composite_metrics_decisions_total";
 /// Composite lock attempts and releases, a counter labelled `strategy` and
-/// `result`: `acquired`, `refused` (another worker holds the lock or computed
-/// less than `min_interval` ago), or `lost` (the lease ran out before release).
+/// `result`: `acquired`, `refused` (another worker holds the lock, or
+/// computed less than `min_interval` ago, or, for `Coalesce`'s "lock if
+/// dirty", no event is unread), or `lost` (the lease ran out before
+/// release). Every lock attempt is counted, on the event path and on the
+/// timers (`Background`, `Coalesce`).
 pub const LOCKS: &str = "composite_metrics_lock_total";
+/// Composite calculations run, with or without a score, a counter labelled
+/// `strategy` (the scheduler's name) and `trigger`: `event` (decided on the
+/// event path), `compute_now`, or `timer` (off the event path:
+/// [`Background`](crate::Background)'s runs, one per session read in a
+/// per-session run, and [`Coalesce`](crate::Coalesce)'s timer). Each is
+/// counted once, when it has read its inputs; its sum over triggers for one
+/// calculator is that calculator's
+/// [`Stats::composites`](crate::Stats::composites).
+pub const CALCULATIONS: &str = "composite_metrics_calculations_total";
 /// Time one composite calculation took (reading its inputs and scoring), a
-/// histogram in seconds of real time.
+/// histogram in seconds of real time: one observation per composite read,
+/// failed ones included, whoever runs it (the event path, `compute_now`,
+/// the timers). A per-session `Background` run reads a page of sessions at
+/// once and observes the page's time divided evenly among its sessions.
 pub const CALCULATION_SECONDS: &str = "composite_metrics_calculation_seconds";
 /// Seconds between an event and the latest composite calculation started in
-/// this process, by the calculators' clocks; a gauge each calculator sets at
-/// most once per second of its clock (it reads 0 until the first calculation).
+/// this process (the timers' included), by the calculators' clocks; a gauge
+/// each calculator sets at most once per second of its clock (it reads 0
+/// until the first calculation).
 pub const SECONDS_SINCE_CALCULATION: &str = "composite_metrics_seconds_since_last_calculation";
 /// Backend failures, a counter labelled `kind` (`timeout`, `connection`,
 /// `capacity`, `config`, `other`).
 pub const BACKEND_ERRORS: &str = "composite_metrics_backend_errors_total";
 /// Metric batches a sink failed to record, a counter labelled `sink`.
 pub const SINK_ERRORS: &str = "composite_metrics_sink_errors_total";
+/// Named tool runs ([`Event::named_tool`](crate::Event::named_tool)) the
+/// calculators of this process applied (duplicates and rejected events
+/// excluded), a counter labelled `tool`. Each calculator counts locally and
+/// adds its counts when it publishes the staleness gauge (at most once per
+/// second of its clock, or with 256 skips pending) and when it is dropped.
+/// A calculator counts at most 10 000 distinct tools; runs of further tools
+/// are not counted. A tool's share of the named runs, in PromQL:
+/// `100 * sum by (tool) (rate(composite_metrics_tool_runs_total[5m])) / ignoring (tool) group_left sum(rate(composite_metrics_tool_runs_total[5m]))`.
+pub const TOOL_RUNS: &str = "composite_metrics_tool_runs_total";
+/// Of [`TOOL_RUNS`], the runs whose outcome was an explicit success
+/// (`payload.success` true), a counter labelled `tool`, added at the same
+/// moments. A tool's success rate over explicit outcomes (as
+/// `tool_success_rate`), in PromQL:
+/// `100 * sum by (tool) (rate(composite_metrics_tool_successes_total[5m])) / (sum by (tool) (rate(composite_metrics_tool_successes_total[5m])) + sum by (tool) (rate(composite_metrics_tool_failures_total[5m])))`.
+pub const TOOL_SUCCESSES: &str = "composite_metrics_tool_successes_total";
+/// Of [`TOOL_RUNS`], the runs whose outcome was an explicit failure
+/// (`payload.success` false), a counter labelled `tool`, added at the same
+/// moments. Runs without an outcome are in neither this nor [`TOOL_SUCCESSES`].
+pub const TOOL_FAILURES: &str = "composite_metrics_tool_failures_total";
 
 /// One derived metric as exported: its category and name in the calculator,
 /// the exported gauge name, unit, help text, and whether it carries a `tool` label.
@@ -122,7 +157,7 @@ pub const SERIES: [Series; 15] = [
         names::TOOL_FREQUENCY,
         "composite_metrics_tools_tool_frequency",
         Unit::Percent,
-        "Share of tool runs that used this tool",
+        "Share of the named tool runs recorded through the sink that used this tool; all tools refreshed together, at most once per second",
         true,
     ),
     series(

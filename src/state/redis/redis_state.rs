@@ -62,9 +62,14 @@ use crate::state::{
 ///   [`duplicate`](Observation::duplicate). An id repeated within one batch
 ///   is applied once.
 /// - `{ns}:meta` holds the namespace's epoch, created at connect. When it is
-///   missing or changed (the state was lost), the next record or composite
-///   read answers [`BackendError::StateReset`] once per `RedisState`,
-///   applying nothing; later calls work on the fresh state.
+///   missing or changed (the state was lost), the next record, composite
+///   read or lock attempt ([`try_lock`](StateBackend::try_lock),
+///   [`try_lock_if_dirty`](StateBackend::try_lock_if_dirty)) answers
+///   [`BackendError::StateReset`] once per `RedisState`, applying nothing (a
+///   lock attempt takes no lock and stamps no marker); later calls work on
+///   the fresh state. `unlock` and `last_computed` need no check: a release
+///   deletes only a lock holding the caller's token, and the marker read is
+///   the fresh state's.
 ///
 /// # Same values as `MemoryState`
 ///
@@ -142,7 +147,7 @@ impl Scripts {
             composite_sessions: LuaScript::new(include_str!("composite_sessions.lua")),
             active: LuaScript::new(include_str!("active.lua")),
             active_page: LuaScript::new(include_str!("active_page.lua")),
-            try_lock: LuaScript::new(include_str!("try_lock.lua")),
+            try_lock: LuaScript::new(with_prelude!("try_lock.lua")),
             unlock: LuaScript::new(include_str!("unlock.lua")),
             last_computed: LuaScript::new(include_str!("last_computed.lua")),
         }
@@ -655,6 +660,10 @@ impl StateBackend for RedisState {
 
 impl RedisState {
     /// `try_lock`, and with `only_if_dirty` "lock if dirty" (one script).
+    /// The script checks the namespace's epoch first, as the record script
+    /// does: a worker that has not yet seen the state reset gets
+    /// [`BackendError::StateReset`] (once, adopting the new epoch), and
+    /// neither takes the lock nor stamps the marker.
     fn lock(
         &self,
         scope: Scope<'_>,
@@ -676,23 +685,37 @@ impl RedisState {
             Scope::Global => self.keys.totals.clone(),
             Scope::Session(id) => self.keys.session(id),
         };
-        let keys: [&str; 5] = [&lock, &last, &fence, &self.keys.calc_log, &data];
-        let keys = if only_if_dirty { &keys[..] } else { &keys[..4] };
-        let reply = self.link.eval(
-            OP,
-            &self.counters.other_trips,
-            &self.scripts.try_lock,
-            keys,
-            &|cmd| {
-                cmd.arg(token.to_string())
-                    .arg(ms(lease))
-                    .arg(u64::try_from(min_interval.as_micros()).unwrap_or(u64::MAX))
-                    .arg(scope_ttl)
-                    .arg(scope.session().unwrap_or("*"))
-                    .arg(if only_if_dirty { "1" } else { "0" });
-            },
-        )?;
-        let v = array(OP, &reply)?;
+        let keys: [&str; 6] = [
+            &lock,
+            &last,
+            &fence,
+            &self.keys.calc_log,
+            &self.keys.meta,
+            &data,
+        ];
+        let keys = if only_if_dirty { &keys[..] } else { &keys[..5] };
+        let known = self.epoch.known();
+        let candidate = self.epoch.candidate();
+        let reply = self
+            .link
+            .eval(
+                OP,
+                &self.counters.other_trips,
+                &self.scripts.try_lock,
+                keys,
+                &|cmd| {
+                    cmd.arg(token.to_string())
+                        .arg(ms(lease))
+                        .arg(u64::try_from(min_interval.as_micros()).unwrap_or(u64::MAX))
+                        .arg(scope_ttl)
+                        .arg(scope.session().unwrap_or("*"))
+                        .arg(if only_if_dirty { "1" } else { "0" })
+                        .arg(&known)
+                        .arg(&candidate);
+                },
+            )
+            .map_err(|e| typed(OP, keys, e))?;
+        let v = self.epoch.check(OP, &reply)?;
         let since = Self::since(OP, at(OP, v, 1)?)?;
         let foreign = uint(OP, at(OP, v, 3)?)?;
         if foreign != 0 {
