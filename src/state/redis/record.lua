@@ -1,45 +1,28 @@
 -- Applies a batch's operations, all or none. What an event does is decided
 -- in Rust (src/state/rule.rs); the worker merges a batch's changes into
--- operations per key (record_plan.rs) and this script applies them. It knows
--- the key layout, not what an event means.
---
+-- operations per key and packs them (Plan::pack in record_plan.rs, which
+-- lists the arguments one by one). This script knows the key layout, not
+-- what an event means.
 -- KEYS: 1 meta, 2 totals, 3 rate, 4 sessions (index), 5 tools (index),
---       6 latency window, 7 decision window, then the event-id keys, then
---       the keys the entries below name.
--- ARGV: 1 known epoch, 2 candidate epoch, 3 now (the worker's clock, ns),
---       4 its second, 5 session TTL (ms), 6 window TTL (ms), 7 max sessions,
---       8 max tools, 9 dedup horizon (ms), 10 events counted in the rate,
---       11-14 the latency and decision windows' generation and sequence the
---       worker holds, 15 event ids, then:
---       latency values: count, values; decisions: count, values ('1'/'0');
---       entries (the first is totals): count, then per entry: key index,
---       kind ('total', 'tool', 'session'), mode ('+' add to what is there,
---       '=' replace it, 'x' delete it), ret ('1': return the fields' values
---       before), field count, then field, op, value per field, op being '+'
---       (add), '?' (set if absent), '=' (set) or '.' (only read); a tool or
---       session then names its member in its index, and a session its
---       decision list's key index, a count and the decisions to push to it.
--- Reply: {0, how far the rate's newest second is ahead of the worker's, the
---   events in the rate window before the batch,
---   latency part, decision part, the ret entries' field values ('' for
---   absent)}; {3, i...} when event ids i were applied before (nothing
---   changed); or the epoch's reply (prelude.lua). A window part brings the
---   worker's copy up to date: 0 (in step), {1, v...} (values it lacks,
---   newest first) or {2, generation, sequence, v...} (the whole window).
--- Errors: CMWRONGTYPE i, CMDATA i (KEYS[i] holds what this crate did not
---   write), CMCAPACITY sessions|tools. An error means nothing changed.
+--   6 latency window, 7 decision window, the event-id keys, then the keys
+--   of the entries (totals first, then tools, then sessions).
+-- An entry's mode: '+' add to what is there, '=' replace it, 'x' delete it;
+--   a field's op: '+' add, '?' set if absent, '=' set, '.' read only.
+-- Reply: {0, rate's newest second minus the worker's, events in the rate
+--   window before the batch, latency part, decision part, then the fields
+--   of the entries marked ret as they were ('' absent)}; {3, i...}: the i-th
+--   event ids were applied before (nothing changed); or the epoch's reply
+--   (prelude.lua). A window part: 0 (in step), {1, v...} (values the worker
+--   lacks, newest first) or {2, generation, sequence, v...} (all of it).
+-- Errors (nothing changed): CMWRONGTYPE i, CMDATA i (KEYS[i] holds what
+--   this crate did not write), CMCAPACITY sessions|tools.
 
 local reset = cm_epoch(1, ARGV[1], ARGV[2])
 if reset then return reset end
-
-local NOW, CANDIDATE = ARGV[3], ARGV[2]
-local SESSION_TTL, WINDOW_TTL = ARGV[5], ARGV[6]
+local CANDIDATE, SESSION_TTL, WINDOW_TTL = ARGV[2], ARGV[4], ARGV[5]
 local WINDOW, LIST_TRIM = 100, 120
-local argi = 15
-local function arg()
-  argi = argi + 1
-  return ARGV[argi]
-end
+local argi = 14
+local function arg() argi = argi + 1 return ARGV[argi] end
 local function take(n)
   local list = {}
   for i = 1, n do list[i] = arg() end
@@ -47,9 +30,8 @@ local function take(n)
 end
 local function data_error(i) return redis.error_reply('CMDATA ' .. i) end
 local function is_count(v) return not v or string.match(v, '^%d+$') ~= nil end
-
--- The server's clock, read once when first needed; housekeeping runs at
--- most once per server second per key.
+-- The server's clock, read when first needed: housekeeping runs at most
+-- once per server second per key.
 local clock = nil
 local function server_now()
   if not clock then
@@ -60,23 +42,19 @@ local function server_now()
 end
 local function due(housekept) return housekept ~= server_now().second end
 
--- Phase 1, parse and dedup: an event id applied before stops the batch.
+-- Phase 1, dedup: an event id applied before stops the batch. ARGV 1-13
+-- are read where used; 14 on, in the order Plan::pack writes them.
 local ids = {}
-for i = 1, tonumber(ARGV[15]) do ids[i] = 7 + i end
+for i = 1, tonumber(ARGV[14]) do ids[i] = 7 + i end
 local latency_values = take(tonumber(arg()))
 local decision_values = take(tonumber(arg()))
 local entries = {}
 for e = 1, tonumber(arg()) do
   local entry = {key = tonumber(arg()), kind = arg(), mode = arg(), ret = arg() == '1'}
   entry.fields, entry.ops, entry.values = {}, {}, {}
-  for f = 1, tonumber(arg()) do
-    entry.fields[f], entry.ops[f], entry.values[f] = arg(), arg(), arg()
-  end
+  for f = 1, tonumber(arg()) do entry.fields[f], entry.ops[f], entry.values[f] = arg(), arg(), arg() end
   if entry.kind ~= 'total' then entry.member = arg() end
-  if entry.kind == 'session' then
-    entry.list = tonumber(arg())
-    entry.pushes = take(tonumber(arg()))
-  end
+  if entry.kind == 'session' then entry.list, entry.pushes = tonumber(arg()), take(tonumber(arg())) end
   entries[e] = entry
 end
 local seen = {}
@@ -87,11 +65,11 @@ for n, i in ipairs(ids) do
 end
 if #seen > 0 then return {3, unpack(seen)} end
 
--- Phase 2, check: read every entry's fields (with totals, the bookkeeping
--- of the windows and the rate), check that they are counts, and the limits.
+-- Phase 2, check: read every entry's fields (with totals the bookkeeping of
+-- the windows and the rate), check that they are counts, and the limits.
 local BOOKKEEPING = {'hk', 'rnow', 'rcnt', 'rtot', 'lgen', 'lseq', 'hkl', 'dgen', 'dseq', 'hkd'}
 local book = {}
-local new_sessions, new_tools, index_written = 0, 0, false
+local new, index_written = {total = 0, tool = 0, session = 0}, false
 for _, entry in ipairs(entries) do
   -- Besides its fields: totals' bookkeeping, a session's `hk` (the server
   -- second it was last housekept in).
@@ -108,49 +86,39 @@ for _, entry in ipairs(entries) do
   end
   if entry.kind == 'total' then
     for b, name in ipairs(extra) do book[name] = got[#entry.fields + b] end
-  end
-  if entry.kind == 'session' then
+  elseif entry.kind == 'session' then
     entry.hk = got[#names]
     entry.housekeep = entry.mode == '=' or (entry.mode == '+' and due(entry.hk))
     index_written = index_written or entry.housekeep or entry.mode == 'x'
     -- A list deleted and pushed to again cannot be popped back: check it now.
-    if entry.mode == '=' then
-      bad = cm_wrongtype(entry.list, 'list')
-      if bad then return bad end
-    end
+    bad = entry.mode == '=' and cm_wrongtype(entry.list, 'list')
+    if bad then return bad end
   end
-  if not entry.exists and entry.mode ~= 'x' then
-    if entry.kind == 'session' then new_sessions = new_sessions + 1 end
-    if entry.kind == 'tool' then new_tools = new_tools + 1 end
-  end
+  if not entry.exists and entry.mode ~= 'x' then new[entry.kind] = new[entry.kind] + 1 end
 end
 for _, name in ipairs({'rnow', 'rcnt', 'rtot', 'lseq', 'dseq'}) do
   if not is_count(book[name]) then return data_error(2) end
 end
-if new_sessions > 0 then
-  local since = '(' .. (server_now().ms - tonumber(SESSION_TTL))
-  local live, bad = cm_read(4, 'ZCOUNT', KEYS[4], since, '+inf')
+if new.session > 0 then
+  local live, bad = cm_read(4, 'ZCOUNT', KEYS[4], '(' .. (server_now().ms - tonumber(SESSION_TTL)), '+inf')
   if bad then return bad end
-  if live + new_sessions > tonumber(ARGV[7]) then return redis.error_reply('CMCAPACITY sessions') end
+  if live + new.session > tonumber(ARGV[6]) then return redis.error_reply('CMCAPACITY sessions') end
 end
-if new_tools > 0 then
+if new.tool > 0 then
   local known, bad = cm_read(5, 'SCARD', KEYS[5])
   if bad then return bad end
-  if known + new_tools > tonumber(ARGV[8]) then return redis.error_reply('CMCAPACITY tools') end
+  if known + new.tool > tonumber(ARGV[7]) then return redis.error_reply('CMCAPACITY tools') end
 end
 local namespace_due = due(book.hk)
-if index_written or namespace_due then
-  local bad = cm_wrongtype(4, 'zset')
-  if bad then return bad end
-end
+local bad = (index_written or namespace_due) and cm_wrongtype(4, 'zset')
+if bad then return bad end
 
--- The rate window: events per second over 60 s by the worker's clock. In
--- totals: `rnow` the newest second, `rcnt` its count, `rtot` the events in
--- the 60 s ending at it. In the rate hash: `s<q>`/`c<q>`, second and count
--- of slot q = second % 60 for seconds before `rnow`, and `alive` (present
--- unless the hash expired: then only `rnow`'s own count is known). Only
--- reads here; `rate_writes` are written in phase 4.
-local count, second = tonumber(ARGV[10]), tonumber(ARGV[4])
+-- The rate, events per second over 60 s by the worker's clock: in totals
+-- `rnow` the newest second, `rcnt` its count, `rtot` the events in the 60 s
+-- ending at it; in the rate hash `s<q>`/`c<q>`, second and count of slot
+-- q = second % 60 for seconds before `rnow`, and `alive` (absent when the
+-- hash expired: then only `rnow`'s count is known). Written in phase 4.
+local count, second = tonumber(ARGV[9]), tonumber(ARGV[3])
 local rnow, rcnt, rtot = tonumber(book.rnow or -1), tonumber(book.rcnt or 0), tonumber(book.rtot or 0)
 local function slot(s) return 's' .. (s % 60), 'c' .. (s % 60) end
 local rate_total, rate_writes = rtot, nil
@@ -159,19 +127,16 @@ if second > rnow then
   if rnow >= 0 and second - rnow < 60 then
     -- The finished second moves to the hash; the seconds leaving the window
     -- (rnow - 59 .. second - 60) come off the total.
-    local names = {'alive'}
-    for s = math.max(rnow - 59, 0), second - 60 do
-      local sf, cf = slot(s)
-      names[#names + 1], names[#names + 2] = sf, cf
-    end
+    local first, names = math.max(rnow - 59, 0), {'alive'}
+    for s = first, second - 60 do names[#names + 1], names[#names + 2] = slot(s) end
     local got, bad = cm_read(3, 'HMGET', KEYS[3], unpack(names))
     if bad then return bad end
     rate_total = rcnt
     if got[1] then
       rate_total = rtot
-      for s = math.max(rnow - 59, 0), second - 60 do
-        local n = s - math.max(rnow - 59, 0) + 1
-        if tonumber(got[2 * n]) == s then rate_total = rate_total - (tonumber(got[2 * n + 1]) or 0) end
+      for s = first, second - 60 do
+        local n = 2 * (s - first) + 2
+        if tonumber(got[n]) == s then rate_total = rate_total - (tonumber(got[n + 1]) or 0) end
       end
       rate_total = math.max(rate_total, 0)
     end
@@ -193,9 +158,9 @@ else
   rcnt, rtot = rcnt + count, rtot + count
 end
 
--- Phase 3, push: the windows and the kept sessions' decision lists. A push
--- fails on a key of another type, a window on a value this crate did not
--- write; then what was pushed is popped again and the error returned.
+-- Phase 3, windows: push to them and to the kept sessions' decision lists.
+-- A push fails on a key of another type, a window on a value this crate did
+-- not write: then everything pushed is popped again and the error returned.
 local pushed = {}
 local function undo()
   for _, p in ipairs(pushed) do redis.call('LPOP', KEYS[p.key], p.count) end
@@ -205,17 +170,19 @@ local function push(i, values)
   for from = 1, #values, 1000 do
     local to = math.min(from + 999, #values)
     len, err = cm_read(i, 'LPUSH', KEYS[i], unpack(values, from, to))
-    if err then return nil, err end
+    if err then
+      undo()
+      return nil, err
+    end
     pushed[#pushed + 1] = {key = i, count = to - from + 1}
   end
   return len
 end
 
 -- A window is synced by generation and sequence (values pushed in that
--- generation; the list holds the last min(sequence, 100)). A list changed
--- by anyone else, expired or new starts a new generation. Returns the
--- reply part, the generation and sequence after the batch and the length
--- before it, or nil and an error.
+-- generation; the list holds the last min(sequence, 100)); a list changed,
+-- expired or new starts a new generation. Returns the reply part, the
+-- generation and sequence after the batch and the length before it.
 local function sync(i, values, pattern, gen, seq, worker_gen, worker_seq)
   local len, err = push(i, values)
   if not len then return nil, err end
@@ -228,22 +195,19 @@ local function sync(i, values, pattern, gen, seq, worker_gen, worker_seq)
   elseif worker < seq then
     part, lacking = {1}, seq - worker
   end
-  if lacking > 0 and before > 0 then
-    for _, v in ipairs(redis.call('LRANGE', KEYS[i], #values, #values + lacking - 1)) do
-      if not string.match(v, pattern) then return nil, data_error(i) end
-      part[#part + 1] = v
+  for _, v in ipairs(lacking > 0 and redis.call('LRANGE', KEYS[i], #values, #values + lacking - 1) or {}) do
+    if not string.match(v, pattern) then
+      undo()
+      return nil, data_error(i)
     end
+    part[#part + 1] = v
   end
   return part, gen, seq + #values, before
 end
 
 local reply = {0, rnow - second, rate_total, 0, 0}
-local writes = {[2] = {}}
-local function write(i, field, value)
-  writes[i] = writes[i] or {}
-  local w = writes[i]
-  w[#w + 1], w[#w + 2] = field, value
-end
+local totals = {} -- the fields to write to totals, as HSET takes them
+local function write(field, value) totals[#totals + 1], totals[#totals + 2] = field, value end
 local windows = {
   {key = 6, values = latency_values, pattern = '^%d+%.?%d*$', gen = 'lgen', seq = 'lseq', hk = 'hkl'},
   {key = 7, values = decision_values, pattern = '^[01]$', gen = 'dgen', seq = 'dseq', hk = 'hkd'},
@@ -251,98 +215,86 @@ local windows = {
 for w, window in ipairs(windows) do
   if #window.values > 0 then
     local part, gen, seq, before = sync(window.key, window.values, window.pattern,
-      book[window.gen], book[window.seq], ARGV[9 + 2 * w], ARGV[10 + 2 * w])
-    if not part then
-      undo()
-      return gen
-    end
-    reply[3 + w] = part
-    window.before = before
-    write(2, window.gen, gen)
-    write(2, window.seq, string.format('%d', seq))
+      book[window.gen], book[window.seq], ARGV[8 + 2 * w], ARGV[9 + 2 * w])
+    if not part then return gen end
+    reply[3 + w], window.before = part, before
+    write(window.gen, gen)
+    write(window.seq, string.format('%d', seq))
   end
 end
 for _, entry in ipairs(entries) do
   if entry.kind == 'session' and entry.mode == '+' and #entry.pushes > 0 then
     local len, err = push(entry.list, entry.pushes)
-    if not len then
-      undo()
-      return err
-    end
+    if not len then return err end
     entry.list_len = len
   end
 end
 
--- Phase 4, write: every check passed; nothing below can fail.
+-- Phase 4, apply: every check passed; nothing below can fail.
 for _, window in ipairs(windows) do
-  if window.before then
-    if window.before + #window.values > WINDOW then redis.call('LTRIM', KEYS[window.key], 0, WINDOW - 1) end
-    if window.before == 0 or due(book[window.hk]) then
-      redis.call('PEXPIRE', KEYS[window.key], WINDOW_TTL)
-      write(2, window.hk, server_now().second)
-    end
+  if window.before and window.before + #window.values > WINDOW then
+    redis.call('LTRIM', KEYS[window.key], 0, WINDOW - 1)
   end
+  if window.before and (window.before == 0 or due(book[window.hk])) then
+    redis.call('PEXPIRE', KEYS[window.key], WINDOW_TTL)
+    write(window.hk, server_now().second)
+  end
+end
+-- An entry's fields after the batch, appended to `w` as HSET takes them.
+local function updated(entry, w)
+  for f, field in ipairs(entry.fields) do
+    local op, value, before = entry.ops[f], entry.values[f], entry.mode == '+' and entry.before[f]
+    if op == '+' then
+      value = string.format('%d', tonumber(before or 0) + tonumber(value))
+    elseif op == '.' or (op == '?' and before) then
+      value = nil
+    end
+    if value then w[#w + 1], w[#w + 2] = field, value end
+  end
+  return w
 end
 for _, entry in ipairs(entries) do
-  local key = KEYS[entry.key]
-  if entry.mode ~= '+' then
-    redis.call('DEL', key)
-    if entry.kind == 'session' then redis.call('DEL', KEYS[entry.list]) end
+  if entry.mode ~= '+' then redis.call('DEL', KEYS[entry.key]) end
+  if entry.mode ~= '+' and entry.kind == 'session' then redis.call('DEL', KEYS[entry.list]) end
+  if entry.mode == 'x' then redis.call('ZREM', KEYS[4], entry.member) end
+  if entry.kind == 'total' then updated(entry, totals) end
+  if entry.kind == 'tool' then
+    redis.call('HSET', KEYS[entry.key], unpack(updated(entry, {})))
+    if not entry.exists then redis.call('SADD', KEYS[5], entry.member) end
   end
-  if entry.mode == 'x' then
-    redis.call('ZREM', KEYS[4], entry.member)
-  else
-    for f, field in ipairs(entry.fields) do
-      local op, value, before = entry.ops[f], entry.values[f], entry.before[f]
-      if entry.mode == '=' then before = false end
-      if op == '+' then
-        write(entry.key, field, string.format('%d', tonumber(before or 0) + tonumber(value)))
-      elseif op == '=' or (op == '?' and not before) then
-        write(entry.key, field, value)
-      end
-    end
-    if entry.kind == 'tool' and not entry.exists then redis.call('SADD', KEYS[5], entry.member) end
-    if entry.kind == 'session' then
-      if entry.mode == '=' and #entry.pushes > 0 then entry.list_len = push(entry.list, entry.pushes) end
-      local list_len = entry.list_len or 0
-      if list_len > LIST_TRIM then redis.call('LTRIM', KEYS[entry.list], 0, WINDOW - 1) end
-      if list_len > 0 and list_len == #entry.pushes then
-        redis.call('PEXPIRE', KEYS[entry.list], SESSION_TTL)
-      end
-      -- Its TTLs and its place in the index of live sessions.
-      if entry.housekeep then
-        write(entry.key, 'hk', server_now().second)
-        redis.call('ZADD', KEYS[4], server_now().ms, entry.member)
-      end
+  if entry.kind == 'session' and entry.mode ~= 'x' then
+    local w = updated(entry, {})
+    if entry.housekeep then w[#w + 1], w[#w + 2] = 'hk', server_now().second end
+    redis.call('HSET', KEYS[entry.key], unpack(w))
+    if entry.mode == '=' and #entry.pushes > 0 then entry.list_len = push(entry.list, entry.pushes) end
+    local len = entry.list_len or 0
+    if len > LIST_TRIM then redis.call('LTRIM', KEYS[entry.list], 0, WINDOW - 1) end
+    -- A list just made gets its TTL at once; housekeeping renews both TTLs
+    -- and the session's place in the index.
+    if len > 0 and len == #entry.pushes then redis.call('PEXPIRE', KEYS[entry.list], SESSION_TTL) end
+    if entry.housekeep then
+      redis.call('PEXPIRE', KEYS[entry.key], SESSION_TTL)
+      redis.call('PEXPIRE', KEYS[entry.list], SESSION_TTL)
+      redis.call('ZADD', KEYS[4], server_now().ms, entry.member)
     end
   end
-  if entry.ret then
-    for f = 1, #entry.fields do reply[#reply + 1] = entry.before[f] or '' end
-  end
-end
-for i, w in pairs(writes) do
-  if i ~= 2 and #w > 0 then redis.call('HSET', KEYS[i], unpack(w)) end
-end
-for _, entry in ipairs(entries) do
-  if entry.housekeep then
-    redis.call('PEXPIRE', KEYS[entry.key], SESSION_TTL)
-    redis.call('PEXPIRE', KEYS[entry.list], SESSION_TTL)
-  end
+  for f = 1, entry.ret and #entry.fields or 0 do reply[#reply + 1] = entry.before[f] or '' end
 end
 if rate_writes then
   redis.call('HSET', KEYS[3], unpack(rate_writes))
   redis.call('PEXPIRE', KEYS[3], WINDOW_TTL)
 end
-write(2, 'rnow', rnow)
-write(2, 'rcnt', string.format('%d', rcnt))
-write(2, 'rtot', string.format('%d', rtot))
--- The namespace's housekeeping: the index drops expired sessions and lives
--- as long as its newest member.
+write('rnow', rnow)
+write('rcnt', string.format('%d', rcnt))
+write('rtot', string.format('%d', rtot))
+
+-- Phase 5, housekeeping of the namespace, once per server second: the index
+-- drops expired sessions and lives as long as its newest member.
 if namespace_due then
   redis.call('ZREMRANGEBYSCORE', KEYS[4], '-inf', server_now().ms - tonumber(SESSION_TTL))
-  write(2, 'hk', server_now().second)
+  write('hk', server_now().second)
 end
 if namespace_due or index_written then redis.call('PEXPIRE', KEYS[4], SESSION_TTL) end
-redis.call('HSET', KEYS[2], unpack(writes[2]))
-for _, i in ipairs(ids) do redis.call('SET', KEYS[i], '1', 'PX', ARGV[9]) end
+redis.call('HSET', KEYS[2], unpack(totals))
+for _, i in ipairs(ids) do redis.call('SET', KEYS[i], '1', 'PX', ARGV[8]) end
 return reply

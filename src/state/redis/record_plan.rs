@@ -432,7 +432,6 @@ impl Plan {
         }
         p.with(|b| a.epoch.write_known(b));
         p.with(|b| a.epoch.write_candidate(b));
-        p.bytes(now_text);
         p.uint(now.as_secs());
         p.uint(a.session_ttl_ms);
         p.uint(a.window_ttl_ms);
