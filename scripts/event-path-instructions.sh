@@ -11,6 +11,8 @@
 # of the same mix with `Event::from_json`, against a serde derive parse of
 # the same line into borrowed `&str` fields (instructions per line).
 set -euo pipefail
+# A failure inside $(...) stops the script too.
+shopt -s inherit_errexit
 cd "$(dirname "$0")/.."
 if ! command -v valgrind >/dev/null; then
     echo "valgrind not found: installing Debian's valgrind package"
@@ -21,7 +23,11 @@ if ! command -v valgrind >/dev/null; then
     fi
 fi
 cargo build --release --quiet --example event_path
-bin=target/release/examples/event_path
+bin="${CARGO_TARGET_DIR:-target}/release/examples/event_path"
+if [ ! -x "$bin" ]; then
+    echo "event_path was not built at $bin" >&2
+    exit 1
+fi
 n1=20000
 n2=60000
 count() {

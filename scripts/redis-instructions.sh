@@ -21,6 +21,8 @@
 # an argument to EVALSHA, a `redis.call`, a value a call returns, a number
 # passed to a call (converted to text), a `tonumber` of a string.
 set -euo pipefail
+# A failure inside $(...) stops the script too.
+shopt -s inherit_errexit
 cd "$(dirname "$0")/.."
 for tool in valgrind redis-server redis-benchmark redis-cli; do
     if ! command -v "$tool" >/dev/null; then
@@ -29,7 +31,11 @@ for tool in valgrind redis-server redis-benchmark redis-cli; do
     fi
 done
 cargo build --release --quiet --features redis --example redis_events
-bin=target/release/examples/redis_events
+bin="${CARGO_TARGET_DIR:-target}/release/examples/redis_events"
+if [ ! -x "$bin" ]; then
+    echo "redis_events was not built at $bin" >&2
+    exit 1
+fi
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 
@@ -51,8 +57,17 @@ stop() {
     redis-cli -p "$1" shutdown nosave >/dev/null 2>&1 || true
     wait "$2" || true
 }
-# total FILE: the instructions a callgrind output file counted.
-total() { grep -E '^(summary|totals):' "$1" | head -n 1 | awk '{print $2}'; }
+# total FILE: the instructions a callgrind output file counted (fails when
+# there is no count).
+total() {
+    local n
+    n=$(grep -E '^(summary|totals):' "$1" | head -n 1 | awk '{print $2}')
+    if [ -z "$n" ]; then
+        echo "no instruction count in $1" >&2
+        return 1
+    fi
+    echo "$n"
+}
 # server_instructions COMMAND...: runs COMMAND (with $PORT set) against a
 # fresh redis-server under callgrind and prints the server's instructions.
 server_instructions() {
@@ -63,7 +78,11 @@ server_instructions() {
         redis-server --port "$port" --save '' --appendonly no >"$work/log.$port" 2>&1 &
     pid=$!
     ready "$port"
-    PORT=$port "$@" >/dev/null
+    if ! PORT=$port "$@" >/dev/null; then
+        stop "$port" "$pid"
+        echo "failed: $*" >&2
+        return 1
+    fi
     stop "$port" "$pid"
     total "$out"
 }
@@ -93,8 +112,12 @@ client_instructions() {
     redis-server --port "$port" --save '' --appendonly no >"$work/log.$port" 2>&1 &
     pid=$!
     ready "$port"
-    valgrind --tool=callgrind --callgrind-out-file="$out" \
-        "$bin" "redis://127.0.0.1:$port" "$@" >/dev/null 2>&1
+    if ! valgrind --tool=callgrind --callgrind-out-file="$out" \
+        "$bin" "redis://127.0.0.1:$port" "$@" >/dev/null 2>"$work/client.err"; then
+        stop "$port" "$pid"
+        echo "failed: $bin $*: $(tail -n 3 "$work/client.err")" >&2
+        return 1
+    fi
     stop "$port" "$pid"
     total "$out"
 }

@@ -335,3 +335,104 @@ fn the_builders_clock_drives_the_default_state_and_wins_for_the_calculator() {
         Some(Duration::from_secs(9_000))
     );
 }
+
+/// The rate an event-time calculator reports after each event, by a naive
+/// model: every recorded event counts in its own second, unless that second
+/// is 60 or more seconds behind the newest recorded so far, then in that
+/// newest second; the rate is the events counted in the 60 seconds ending at
+/// the newest second, over 60.
+fn naive_rates(offsets: &[u64], lateness: u64) -> Vec<Option<f64>> {
+    let mut counted: Vec<u64> = Vec::new();
+    let mut newest: Option<u64> = None;
+    offsets
+        .iter()
+        .map(|&t| {
+            if newest.is_some_and(|w| w > t + lateness) {
+                return None; // rejected as late
+            }
+            let n = newest.map_or(t, |w| w.max(t));
+            counted.push(if n - t >= 60 { n } else { t });
+            newest = Some(n);
+            let inside = counted.iter().filter(|&&s| s + 60 > n).count();
+            Some(inside as f64 / 60.0)
+        })
+        .collect()
+}
+
+/// Runs `offsets` (seconds after `at(0)`) through `calc` one by one: the
+/// events-per-second each reports, `None` for a rejected one.
+fn rates(
+    calc: &mut MetricsCalculator<composite_metrics::Never>,
+    offsets: &[u64],
+) -> Vec<Option<f64>> {
+    offsets
+        .iter()
+        .map(|&t| {
+            calc.process(&Event::new(EventType::Other, "s").with_timestamp(at(t)))
+                .ok()
+                .and_then(|m| value(&m, "events_per_second"))
+        })
+        .collect()
+}
+
+/// The README's example: runs at 12:02:00, 12:01:30 and 12:02:30 with 30 s
+/// of allowed lateness. At 12:02:30 the window is 12:01:31 ..= 12:02:30, so
+/// the run stamped 12:01:30 has left it.
+#[test]
+fn an_event_recorded_at_its_own_time_counts_in_its_own_second() {
+    let offsets = [120, 90, 150];
+    let want = [Some(1.0 / 60.0), Some(2.0 / 60.0), Some(2.0 / 60.0)];
+    assert_eq!(naive_rates(&offsets, 30), want);
+    let mut calc = MetricsCalculator::builder()
+        .time(event_time(30))
+        .build()
+        .unwrap();
+    assert_eq!(rates(&mut calc, &offsets), want, "memory");
+    #[cfg(feature = "redis")]
+    {
+        use composite_metrics::state::{RedisConfig, RedisState};
+        let server = support::RedisServer::start();
+        let config = RedisConfig::default().with_namespace("own-second");
+        let state = RedisState::connect(&server.url(), config).unwrap();
+        let mut calc = MetricsCalculator::builder()
+            .state(state)
+            .time(event_time(30))
+            .build()
+            .unwrap();
+        assert_eq!(rates(&mut calc, &offsets), want, "redis");
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+
+    /// Out-of-order event times give, on memory and on Redis alike, the rate
+    /// of the naive model: an event counts in its own second while that is
+    /// inside the window.
+    #[test]
+    fn the_event_time_rate_follows_the_naive_model(
+        offsets in proptest::collection::vec(0u64..400, 1..40),
+        lateness in prop::sample::select(vec![0u64, 5, 30, 59, 90]),
+    ) {
+        let want = naive_rates(&offsets, lateness);
+        let mut calc = MetricsCalculator::builder().time(event_time(lateness)).build().unwrap();
+        prop_assert_eq!(rates(&mut calc, &offsets), want.clone(), "memory");
+        #[cfg(feature = "redis")]
+        {
+            use composite_metrics::state::{RedisConfig, RedisState};
+            use std::sync::OnceLock;
+            static SERVER: OnceLock<support::RedisServer> = OnceLock::new();
+            static CASE: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+            let server = SERVER.get_or_init(support::RedisServer::start);
+            let case = CASE.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let config = RedisConfig::default().with_namespace(&format!("rate-{case}"));
+            let state = RedisState::connect(&server.url(), config).unwrap();
+            let mut calc = MetricsCalculator::builder()
+                .state(state)
+                .time(event_time(lateness))
+                .build()
+                .unwrap();
+            prop_assert_eq!(rates(&mut calc, &offsets), want, "redis");
+        }
+    }
+}
