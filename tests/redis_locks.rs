@@ -214,3 +214,71 @@ fn unlock_and_last_computed_survive_a_wrong_typed_lock_and_marker() {
     let after: String = server.cmd(&["DEBUG", "DIGEST"]);
     assert_eq!(digest, after, "a refused release changed the data");
 }
+
+/// Issue 18, point 7: a hostile session id cannot forge calculation-log
+/// entries: each entry stays one line of space-separated fields (5 for a
+/// start, 4 for an end), its scope decodes back to the id, and no session
+/// reads as the global `*`.
+#[test]
+fn session_ids_cannot_forge_calculation_log_entries() {
+    let server = RedisServer::start();
+    let state = RedisState::connect(
+        &server.url(),
+        RedisConfig::default().with_namespace("forge"),
+    )
+    .unwrap();
+    let hostile = "x 1 forged-token *\nend 2 0000000000000000 *";
+    let token = LockToken::from_u64(7);
+    for id in [hostile, "*", "plain-id_1.~"] {
+        let scope = Scope::Session(id);
+        let outcome = state
+            .try_lock(
+                scope,
+                token,
+                Duration::from_secs(5),
+                Duration::from_millis(1),
+            )
+            .unwrap();
+        assert!(
+            matches!(outcome, LockOutcome::Acquired { .. }),
+            "{outcome:?}"
+        );
+        assert!(state.unlock(scope, token).unwrap());
+    }
+    let log: Vec<String> = server.cmd(&["LRANGE", "{forge}:calc_log", "0", "-1"]);
+    assert_eq!(log.len(), 6, "{log:?}");
+    let decode = |s: &str| -> String {
+        let b = s.as_bytes();
+        let mut out = Vec::new();
+        let mut i = 0;
+        while i < b.len() {
+            if b[i] == b'%' {
+                out.push(u8::from_str_radix(&s[i + 1..i + 3], 16).unwrap());
+                i += 3;
+            } else {
+                out.push(b[i]);
+                i += 1;
+            }
+        }
+        String::from_utf8(out).unwrap()
+    };
+    // Newest first: end, start for each id in reverse order.
+    let ids = ["plain-id_1.~", "*", hostile];
+    for (pair, id) in log.chunks(2).zip(ids) {
+        let end: Vec<&str> = pair[0].split(' ').collect();
+        let start: Vec<&str> = pair[1].split(' ').collect();
+        assert!(
+            !pair[0].contains('\n') && !pair[1].contains('\n'),
+            "{pair:?}"
+        );
+        assert_eq!((end.len(), end[0]), (4, "end"), "{pair:?}");
+        assert_eq!((start.len(), start[0]), (5, "start"), "{pair:?}");
+        assert_ne!(start[3], "*", "a session never reads as the global scope");
+        assert_eq!(decode(start[3]), id);
+        assert_eq!(decode(end[3]), id);
+    }
+    assert_eq!(
+        log.chunks(2).next().map(|p| p[0].split(' ').nth(3)),
+        Some(Some("plain-id_1.~"))
+    );
+}

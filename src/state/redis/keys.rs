@@ -150,6 +150,25 @@ impl Keys {
         self.family(EVENT_ID, id)
     }
 
+    /// The scope as the calculation log writes it: `*` for the global
+    /// scope, else the session id with every byte outside `A-Z a-z 0-9 - . _ ~`
+    /// written as `%XX` (so an entry is one line of space-separated
+    /// fields whatever the id, and no session reads as `*`).
+    pub(crate) fn log_scope(scope: Scope<'_>) -> String {
+        let Scope::Session(id) = scope else {
+            return "*".to_owned();
+        };
+        let mut out = String::with_capacity(id.len());
+        for &b in id.as_bytes() {
+            if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+                out.push(char::from(b));
+            } else {
+                out.push_str(&format!("%{b:02X}"));
+            }
+        }
+        out
+    }
+
     /// The lock of a scope.
     pub(crate) fn lock_of(&self, scope: Scope<'_>) -> String {
         match scope {

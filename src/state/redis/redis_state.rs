@@ -621,8 +621,7 @@ impl StateBackend for RedisState {
             &self.scripts.unlock,
             &[&lock, &self.keys.calc_log],
             &|cmd| {
-                cmd.arg(token.to_string())
-                    .arg(scope.session().unwrap_or("*"));
+                cmd.arg(token.to_string()).arg(Keys::log_scope(scope));
             },
         )?;
         Ok(int(OP, &reply)? == 1)
@@ -708,7 +707,7 @@ impl RedisState {
                         .arg(ms(lease))
                         .arg(u64::try_from(min_interval.as_micros()).unwrap_or(u64::MAX))
                         .arg(scope_ttl)
-                        .arg(scope.session().unwrap_or("*"))
+                        .arg(Keys::log_scope(scope))
                         .arg(if only_if_dirty { "1" } else { "0" })
                         .arg(&known)
                         .arg(&candidate);
