@@ -13,7 +13,7 @@
 //! callgrind to count the server's instructions per event.
 
 use std::process::ExitCode;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use composite_metrics::state::{RedisConfig, RedisState};
 use composite_metrics::{Event, EventType, MetricsCalculator};
@@ -37,7 +37,12 @@ fn run() -> Result<String, Box<dyn std::error::Error>> {
     let url = args.next().ok_or(usage)?;
     let events: usize = args.next().ok_or(usage)?.parse()?;
     let batch: Option<usize> = args.next().map(|b| b.parse()).transpose()?;
-    let state = RedisState::connect(&url, RedisConfig::default().with_namespace("redis-events"))?;
+    // Generous timeouts: the server may run under valgrind, many times slower.
+    let config = RedisConfig::default()
+        .with_namespace("redis-events")
+        .with_read_timeout(Duration::from_secs(30))
+        .with_write_timeout(Duration::from_secs(30));
+    let state = RedisState::connect(&url, config)?;
     let mut calc = MetricsCalculator::builder().state(state).build()?;
     let mix: Vec<Event> = (0..1000)
         .map(|i| {
