@@ -322,14 +322,18 @@ fn sessions_summarise_then_forget(f: &Fixture) {
     let mut active = b.active_sessions().unwrap();
     active.sort();
     assert_eq!(active, vec![Arc::from("s1")]);
+    for _ in 0..3 {
+        b.record(&Event::new(EventType::Error, "s1"), f.now())
+            .unwrap();
+    }
     f.clock.advance(Duration::from_secs(30));
     let end = b
         .record(&Event::new(EventType::SessionEnd, "s1"), f.now())
         .unwrap();
     let s = end.session_end.expect("summary");
     assert_eq!(
-        (s.duration, s.tool_runs, s.prompts),
-        (Duration::from_secs(120), 2, 2)
+        (s.duration, s.tool_runs, s.prompts, s.errors),
+        (Duration::from_secs(120), 2, 2, 3)
     );
     // Gone: a second end says nothing, and the session is no longer active.
     let again = b
@@ -1198,6 +1202,7 @@ fn event() -> impl Strategy<Value = Event> {
         EventType::UserPrompt,
         EventType::SessionStart,
         EventType::SessionEnd,
+        EventType::Error,
         EventType::Other,
     ]);
     let duration = prop_oneof![

@@ -26,6 +26,7 @@ enum Kind {
     UserPrompt,
     SessionStart,
     SessionEnd,
+    Error,
     Other,
 }
 
@@ -39,6 +40,7 @@ impl Kind {
             Kind::UserPrompt => EventType::UserPrompt,
             Kind::SessionStart => EventType::SessionStart,
             Kind::SessionEnd => EventType::SessionEnd,
+            Kind::Error => EventType::Error,
             Kind::Other => EventType::Other,
         }
     }
@@ -89,6 +91,7 @@ struct Session {
     started: Duration,
     tool_runs: u64,
     prompts: u64,
+    errors: u64,
 }
 
 #[derive(Debug, Default)]
@@ -166,6 +169,7 @@ impl Model {
                         out.push(sess("tools_per_minute", s.tool_runs as f64 / (secs / 60.0)));
                     }
                     out.push(sess("prompts_per_session", s.prompts as f64));
+                    out.push(sess("errors_per_session", s.errors as f64));
                 }
             }
             kind => {
@@ -176,6 +180,7 @@ impl Model {
                         started: now,
                         tool_runs: 0,
                         prompts: 0,
+                        errors: 0,
                     });
                 if kind.is_tool() {
                     self.tool_runs += 1;
@@ -239,6 +244,8 @@ impl Model {
                     out.push(sess("prompts_per_session", prompts as f64));
                 } else if kind == Kind::SessionStart {
                     session.started = now;
+                } else if kind == Kind::Error {
+                    session.errors += 1;
                 }
             }
         }
@@ -316,6 +323,7 @@ fn arb_kind() -> impl Strategy<Value = Kind> {
         2 => Just(Kind::UserPrompt),
         1 => Just(Kind::SessionStart),
         1 => Just(Kind::SessionEnd),
+        1 => Just(Kind::Error),
         1 => Just(Kind::Other),
     ]
 }
@@ -475,6 +483,7 @@ fn every_metric_of_the_design_has_its_name_and_category() {
         one(&end, Category::Session, names::PROMPTS_PER_SESSION),
         1.0
     );
+    assert_eq!(one(&end, Category::Session, names::ERRORS_PER_SESSION), 0.0);
     all.extend(end);
 
     let mut full: Vec<String> = all.iter().map(Metric::full_name).collect();
@@ -492,6 +501,7 @@ fn every_metric_of_the_design_has_its_name_and_category() {
         "session/rejection_rate",
         "session/prompt_length",
         "session/prompts_per_session",
+        "session/errors_per_session",
         "session/session_duration",
         "session/tools_per_minute",
         "realtime/events_per_second",
@@ -505,7 +515,11 @@ fn every_metric_of_the_design_has_its_name_and_category() {
         assert_eq!(m.tool.as_deref(), per_tool.then_some("bash"), "{m:?}");
         let per_session = matches!(
             m.name,
-            "prompt_length" | "prompts_per_session" | "session_duration" | "tools_per_minute"
+            "prompt_length"
+                | "prompts_per_session"
+                | "errors_per_session"
+                | "session_duration"
+                | "tools_per_minute"
         );
         assert_eq!(m.session.as_deref(), per_session.then_some("s1"), "{m:?}");
     }

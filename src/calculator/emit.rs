@@ -92,6 +92,7 @@ pub(crate) fn push_metrics(event: &Event, obs: &Observation, at: Duration, out: 
             ));
         }
         out.push(session(names::PROMPTS_PER_SESSION, end.prompts as f64));
+        out.push(session(names::ERRORS_PER_SESSION, end.errors as f64));
     }
     out.push(metric(
         Category::Realtime,

@@ -16,7 +16,8 @@
 /// | `file_edit`, `code_change`, `acceptance_decision` | an edit decision (`payload.accepted`) |
 /// | `user_prompt` | a prompt |
 /// | `session_start`, `session_end` | session bounds |
-/// | `assistant_response`, `file_read`, `context_compact`, `error` | throughput only |
+/// | `error` | an error in its session (`session/errors_per_session`) |
+/// | `assistant_response`, `file_read`, `context_compact` | throughput only |
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum EventType {
@@ -45,7 +46,7 @@ pub enum EventType {
     FileRead,
     /// The context was compacted (`context_compact`); throughput only.
     ContextCompact,
-    /// The producer reported an error (`error`); throughput only.
+    /// The producer reported an error (`error`): counted in its session.
     Error,
     /// Any other type; counted toward throughput only.
     Other,

@@ -214,8 +214,8 @@ impl Event {
     /// - a `shell_execution` run: a `tool_use` of the tool [`SHELL_TOOL`];
     /// - `acceptance_decision`: a `file_edit` (its `payload.accepted` is the
     ///   decision);
-    /// - `assistant_response`, `file_read`, `context_compact`, `error`:
-    ///   `other` (throughput only);
+    /// - `assistant_response`, `file_read`, `context_compact`: `other`
+    ///   (throughput only);
     /// - anything else: the event itself (borrowed).
     ///
     /// Session id, timestamp and event id are kept, so deduplication and
@@ -253,6 +253,7 @@ impl Event {
             | EventType::UserPrompt
             | EventType::SessionStart
             | EventType::SessionEnd
+            | EventType::Error
             | EventType::Other => true,
             _ => false,
         }
@@ -291,10 +292,9 @@ impl Event {
                 },
                 ..throughput(self)
             },
-            EventType::AssistantResponse
-            | EventType::FileRead
-            | EventType::ContextCompact
-            | EventType::Error => throughput(self),
+            EventType::AssistantResponse | EventType::FileRead | EventType::ContextCompact => {
+                throughput(self)
+            }
             _ => self.clone(),
         }
     }

@@ -23,6 +23,9 @@ pub const REJECTION_RATE: &str = "rejection_rate";
 pub const PROMPT_LENGTH: &str = "prompt_length";
 /// Prompts so far in the session (labelled with the session).
 pub const PROMPTS_PER_SESSION: &str = "prompts_per_session";
+/// Errors reported in the session (events of type `error`), at `session_end`
+/// (labelled with the session).
+pub const ERRORS_PER_SESSION: &str = "errors_per_session";
 /// Session length at `session_end` (labelled with the session), seconds.
 pub const SESSION_DURATION: &str = "session_duration";
 /// Tool runs per minute over the session, at `session_end` (labelled with the session).

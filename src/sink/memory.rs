@@ -10,7 +10,7 @@ use crate::metric::{names, Category, Metric};
 
 /// The metrics the calculator emits, in the order it emits them: each has a
 /// fixed slot, so recording one finds its series without hashing its name.
-const KNOWN: [(Category, &str); 15] = [
+const KNOWN: [(Category, &str); 16] = [
     (Category::Tools, names::TOOL_LATENCY_P50),
     (Category::Tools, names::TOOL_LATENCY_P95),
     (Category::Tools, names::TOOL_LATENCY_P99),
@@ -22,6 +22,7 @@ const KNOWN: [(Category, &str); 15] = [
     (Category::Session, names::REJECTION_RATE),
     (Category::Session, names::PROMPT_LENGTH),
     (Category::Session, names::PROMPTS_PER_SESSION),
+    (Category::Session, names::ERRORS_PER_SESSION),
     (Category::Session, names::SESSION_DURATION),
     (Category::Session, names::TOOLS_PER_MINUTE),
     (Category::Realtime, names::EVENTS_PER_SECOND),
@@ -46,10 +47,11 @@ fn known_slot(category: Category, name: &str) -> Option<usize> {
         names::REJECTION_RATE => 8,
         names::PROMPT_LENGTH => 9,
         names::PROMPTS_PER_SESSION => 10,
-        names::SESSION_DURATION => 11,
-        names::TOOLS_PER_MINUTE => 12,
-        names::EVENTS_PER_SECOND => 13,
-        names::PRODUCTIVITY_SCORE => 14,
+        names::ERRORS_PER_SESSION => 11,
+        names::SESSION_DURATION => 12,
+        names::TOOLS_PER_MINUTE => 13,
+        names::EVENTS_PER_SECOND => 14,
+        names::PRODUCTIVITY_SCORE => 15,
         _ => return None,
     };
     // The same name in another category is another series.

@@ -39,4 +39,6 @@ pub struct SessionSummary {
     pub tool_runs: u64,
     /// Prompts in the session.
     pub prompts: u64,
+    /// Errors the producer reported in the session (events of type `error`).
+    pub errors: u64,
 }

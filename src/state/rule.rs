@@ -40,16 +40,19 @@ pub(crate) enum Counter {
     Known,
     /// User prompts.
     Prompts,
+    /// Errors the producer reported (events of type `error`).
+    Errors,
 }
 
 impl Counter {
     /// Every counter, in the order of [`Counts`].
-    pub(crate) const ALL: [Counter; 5] = [
+    pub(crate) const ALL: [Counter; 6] = [
         Counter::Events,
         Counter::ToolRuns,
         Counter::Ok,
         Counter::Known,
         Counter::Prompts,
+        Counter::Errors,
     ];
 
     /// Its field name in a Redis hash.
@@ -60,6 +63,7 @@ impl Counter {
             Counter::Ok => "ok",
             Counter::Known => "known",
             Counter::Prompts => "prompts",
+            Counter::Errors => "errors",
         }
     }
 }
@@ -165,6 +169,7 @@ pub(crate) struct Change<'e> {
 ///   outcome when it has one, and pushes its duration;
 /// - an edit pushes its decision when it has one;
 /// - a prompt counts a prompt in its session;
+/// - an `error` counts an error in its session;
 /// - `session_end` ends its session.
 pub(crate) fn change(e: &Event, now: Duration) -> Change<'_> {
     let mut totals = Counts::default();
@@ -190,6 +195,8 @@ pub(crate) fn change(e: &Event, now: Duration) -> Change<'_> {
         decision = e.payload.accepted;
     } else if kind == EventType::UserPrompt {
         session_counts.bump(Counter::Prompts);
+    } else if kind == EventType::Error {
+        session_counts.bump(Counter::Errors);
     }
     let session = match kind {
         EventType::Other => SessionChange::None,
@@ -275,7 +282,11 @@ impl Change<'_> {
                 }
             }
             SessionChange::End { .. } => {
-                r.session = r.session.with(Counter::ToolRuns).with(Counter::Prompts);
+                r.session = r
+                    .session
+                    .with(Counter::ToolRuns)
+                    .with(Counter::Prompts)
+                    .with(Counter::Errors);
                 r.session_start = true;
             }
         }
@@ -404,6 +415,7 @@ impl SharedState {
                     duration: now.saturating_sub(s.started),
                     tool_runs: s.counts.get(Counter::ToolRuns),
                     prompts: s.counts.get(Counter::Prompts),
+                    errors: s.counts.get(Counter::Errors),
                 });
             }
         }

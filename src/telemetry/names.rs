@@ -103,7 +103,7 @@ const fn series(
 /// Every derived metric the calculator emits, as exported. Metrics labelled
 /// with a session are exported without it (session ids are unbounded), so
 /// such a gauge holds the latest value of any session.
-pub const SERIES: [Series; 15] = [
+pub const SERIES: [Series; 16] = [
     series(
         Category::Tools,
         names::TOOL_LATENCY_P50,
@@ -190,6 +190,14 @@ pub const SERIES: [Series; 15] = [
         "composite_metrics_session_prompts_per_session",
         Unit::Count,
         "Prompts so far in the session of the latest prompt or session end",
+        false,
+    ),
+    series(
+        Category::Session,
+        names::ERRORS_PER_SESSION,
+        "composite_metrics_session_errors_per_session",
+        Unit::Count,
+        "Errors reported in the latest ended session",
         false,
     ),
     series(
