@@ -29,7 +29,11 @@ local function take(n)
   return list
 end
 local function data_error(i) return redis.error_reply('CMDATA ' .. i) end
-local function is_count(v) return not v or string.match(v, '^%d+$') ~= nil end
+-- A stored count as a number (0 when absent), or nil when it is not one.
+local function stored(v)
+  local x = tonumber(v or 0)
+  if x and x >= 0 and x % 1 == 0 then return x end
+end
 -- The server's clock, read when first needed: housekeeping runs at most
 -- once per server second per key.
 local clock = nil
@@ -67,7 +71,13 @@ if #seen > 0 then return {3, unpack(seen)} end
 
 -- Phase 2, check: read every entry's fields (with totals the bookkeeping of
 -- the windows and the rate), check that they are counts, and the limits.
-local BOOKKEEPING = {'hk', 'rnow', 'rcnt', 'rtot', 'lgen', 'lseq', 'hkl', 'dgen', 'dseq', 'hkd'}
+-- Totals' bookkeeping: the namespace's housekeeping and the rate, and a
+-- window's generation, sequence and housekeeping when the batch pushes to it.
+local BOOKKEEPING = {'hk', 'rnow', 'rcnt', 'rtot'}
+if #latency_values > 0 then BOOKKEEPING = {'hk', 'rnow', 'rcnt', 'rtot', 'lgen', 'lseq', 'hkl'} end
+if #decision_values > 0 then
+  BOOKKEEPING = {'hk', 'rnow', 'rcnt', 'rtot', 'lgen', 'lseq', 'hkl', 'dgen', 'dseq', 'hkd'}
+end
 local book = {}
 local new, index_written = {total = 0, tool = 0, session = 0}, false
 for _, entry in ipairs(entries) do
@@ -78,9 +88,10 @@ for _, entry in ipairs(entries) do
   for _, name in ipairs(extra) do names[#names + 1] = name end
   local got, bad = cm_read(entry.key, 'HMGET', KEYS[entry.key], unpack(names))
   if bad then return bad end
-  entry.before, entry.exists = {}, false
+  entry.before, entry.counts, entry.exists = {}, {}, false
   for f = 1, #entry.fields do
-    if not is_count(got[f]) then return data_error(entry.key) end
+    entry.counts[f] = stored(got[f])
+    if not entry.counts[f] then return data_error(entry.key) end
     entry.before[f] = got[f]
     entry.exists = entry.exists or got[f] ~= false
   end
@@ -97,7 +108,7 @@ for _, entry in ipairs(entries) do
   if not entry.exists and entry.mode ~= 'x' then new[entry.kind] = new[entry.kind] + 1 end
 end
 for _, name in ipairs({'rnow', 'rcnt', 'rtot', 'lseq', 'dseq'}) do
-  if not is_count(book[name]) then return data_error(2) end
+  if not stored(book[name]) then return data_error(2) end
 end
 if new.session > 0 then
   local live, bad = cm_read(4, 'ZCOUNT', KEYS[4], '(' .. (server_now().ms - tonumber(SESSION_TTL)), '+inf')
@@ -119,7 +130,7 @@ if bad then return bad end
 -- q = second % 60 for seconds before `rnow`, and `alive` (absent when the
 -- hash expired: then only `rnow`'s count is known). Written in phase 4.
 local count, second = tonumber(ARGV[9]), tonumber(ARGV[3])
-local rnow, rcnt, rtot = tonumber(book.rnow or -1), tonumber(book.rcnt or 0), tonumber(book.rtot or 0)
+local rnow, rcnt, rtot = tonumber(book.rnow or -1), stored(book.rcnt), stored(book.rtot)
 local function slot(s) return 's' .. (s % 60), 'c' .. (s % 60) end
 local rate_total, rate_writes = rtot, nil
 if second > rnow then
@@ -219,7 +230,7 @@ for w, window in ipairs(windows) do
     if not part then return gen end
     reply[3 + w], window.before = part, before
     write(window.gen, gen)
-    write(window.seq, string.format('%d', seq))
+    write(window.seq, seq)
   end
 end
 for _, entry in ipairs(entries) do
@@ -245,7 +256,7 @@ local function updated(entry, w)
   for f, field in ipairs(entry.fields) do
     local op, value, before = entry.ops[f], entry.values[f], entry.mode == '+' and entry.before[f]
     if op == '+' then
-      value = string.format('%d', tonumber(before or 0) + tonumber(value))
+      value = (before and entry.counts[f] or 0) + value
     elseif op == '.' or (op == '?' and before) then
       value = nil
     end
@@ -285,8 +296,8 @@ if rate_writes then
   redis.call('PEXPIRE', KEYS[3], WINDOW_TTL)
 end
 write('rnow', rnow)
-write('rcnt', string.format('%d', rcnt))
-write('rtot', string.format('%d', rtot))
+write('rcnt', rcnt)
+write('rtot', rtot)
 
 -- Phase 5, housekeeping of the namespace, once per server second: the index
 -- drops expired sessions and lives as long as its newest member.
