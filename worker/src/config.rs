@@ -419,10 +419,23 @@ pub fn env_overrides(
 /// The type a key's value should have, from the defaults (with a `[redis]`
 /// table and every strategy's fields), if known.
 fn default_value(key: &str) -> Option<Value> {
+    // Optional keys filled in, for their types.
     let mut defaults = WorkerConfig {
         redis: Some(RedisConfigSpec::default()),
         ..WorkerConfig::default()
     };
+    if let Some(r) = defaults.redis.as_mut() {
+        r.url = Some(String::new());
+    }
+    defaults.source.url = Some(String::new());
+    defaults.source.consumer = Some(String::new());
+    defaults.source.dead_letter = Some(String::new());
+    defaults.tls = TlsOptions {
+        ca_file: Some(PathBuf::new()),
+        client_cert: Some(PathBuf::new()),
+        client_key: Some(PathBuf::new()),
+    };
+    defaults.sinks.redis = Some(true);
     let (table, field) = key.split_once('.')?;
     if table == "scheduler" {
         for name in StrategyConfig::NAMES {

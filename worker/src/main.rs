@@ -158,7 +158,8 @@ fn init_logs(format: LogFormat) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
     let result = match format {
         LogFormat::Text => builder.try_init(),
         LogFormat::Json => builder.json().try_init(),
@@ -218,6 +219,12 @@ fn main() -> ExitCode {
             if args.print_config {
                 print!("{}", loaded.config.to_redacted_toml());
                 return ExitCode::SUCCESS;
+            }
+            // Before any thread starts, so that every thread but the signal
+            // thread inherits the mask.
+            if let Err(e) = run::block_stop_signals() {
+                eprintln!("composite-metrics: cannot block SIGTERM/SIGINT: {e}");
+                return ExitCode::from(EXIT_RUNTIME);
             }
             init_logs(loaded.config.worker.log_format);
             let handle = match run::install_recorder() {

@@ -229,6 +229,22 @@ pub fn serve_http(
     Ok(addr)
 }
 
+/// SIGTERM and SIGINT.
+fn stop_signals() -> nix::sys::signal::SigSet {
+    let mut set = nix::sys::signal::SigSet::empty();
+    set.add(nix::sys::signal::Signal::SIGTERM);
+    set.add(nix::sys::signal::Signal::SIGINT);
+    set
+}
+
+/// Blocks SIGTERM and SIGINT in the calling thread and the threads it
+/// starts from now on, so that a signal never interrupts a Redis call of
+/// the main loop (the batch in flight finishes); only the signal thread
+/// receives them. Call it first, before any thread is started.
+pub fn block_stop_signals() -> nix::Result<()> {
+    stop_signals().thread_block()
+}
+
 /// Waits for SIGTERM/SIGINT in a thread: the first starts the drain (and a
 /// watchdog of `shutdown_timeout`), the second exits 130 at once.
 pub fn watch_signals(health: Arc<Health>, shutdown_timeout: Duration) -> std::io::Result<()> {
@@ -237,6 +253,9 @@ pub fn watch_signals(health: Arc<Health>, shutdown_timeout: Duration) -> std::io
     std::thread::Builder::new()
         .name("signals".to_owned())
         .spawn(move || {
+            if let Err(e) = stop_signals().thread_unblock() {
+                tracing::error!(error = %e, "cannot unblock SIGTERM/SIGINT in the signal thread");
+            }
             let mut seen = 0;
             for signal in signals.forever() {
                 seen += 1;
@@ -486,7 +505,7 @@ fn run_stream<S: CompositeScheduler>(
             }
             Err(e) => {
                 metrics::counter!(POLL_ERRORS).increment(1);
-                if !failing {
+                if !failing && !health.stop.load(Ordering::SeqCst) {
                     tracing::warn!(error = %e, "poll failed; retrying (entries not applied stay pending)");
                 }
                 failing = true;
