@@ -1,6 +1,6 @@
 //! The binary's commands without Redis: `replay` of the sample (the values
-//! the READMEs show), configuration precedence (flags > environment > file
-//! > defaults), errors that name the file, the key and the rule (exit 2),
+//! the READMEs show), configuration precedence (flags, then environment,
+//! then file, then defaults), errors that name the file, the key and the rule (exit 2),
 //! and `--print-config` redaction.
 
 mod support;
