@@ -360,3 +360,52 @@ fn the_sample_config_is_valid_and_documents_every_option() {
         }
     }
 }
+
+#[test]
+fn run_on_a_jsonl_file_applies_it_on_the_memory_backend_and_exits_0_at_its_end() {
+    let out = run(
+        &[
+            "run",
+            "--source",
+            "jsonl",
+            "--input",
+            "worker/sample/capture.jsonl",
+            "--listen",
+            "127.0.0.1:0",
+            "--log-format",
+            "json",
+        ],
+        &[("COMPOSITE_METRICS_SINKS__STDOUT", "true")],
+    );
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    // Metrics as JSON lines on stdout.
+    let metrics: Vec<serde_json::Value> = text(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("a JSON line"))
+        .collect();
+    assert!(
+        metrics
+            .iter()
+            .any(|m| m["metric"] == "tools/tool_latency_p50"),
+        "{metrics:?}"
+    );
+    // Logs as JSON lines on stderr: the invalid line, the end of the input.
+    let logs: Vec<serde_json::Value> = err
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("`{l}` is not JSON: {e}")))
+        .collect();
+    let invalid: Vec<_> = logs
+        .iter()
+        .filter(|l| l["fields"]["message"] == "invalid event")
+        .collect();
+    assert_eq!(invalid.len(), 1, "{err}");
+    assert_eq!(invalid[0]["fields"]["line"], 25);
+    let end = logs
+        .iter()
+        .find(|l| l["fields"]["message"] == "end of input")
+        .expect("an end-of-input line");
+    // 26 lines: 1 invalid, 1 retried (a duplicate), 24 applied.
+    assert_eq!(end["fields"]["applied"], 24, "{end}");
+    assert_eq!(end["fields"]["dead_letters"], 1, "{end}");
+}

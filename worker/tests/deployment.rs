@@ -240,6 +240,21 @@ fn three_workers_drain_crash_restart_and_count_every_event_once() {
     );
     assert_eq!(dead_ids.into_iter().collect::<HashSet<_>>(), invalid);
 
+    // In text mode a progress line every `progress_every` (1 s here).
+    let log = workers[2].stderr();
+    let progress = log
+        .lines()
+        .find(|l| l.contains("progress") && l.contains("events_per_second="))
+        .unwrap_or_else(|| panic!("no progress line:\n{log}"));
+    for field in [
+        "undelivered=",
+        "oldest_unacked_s=",
+        "pending=",
+        "dead_letters=",
+    ] {
+        assert!(progress.contains(field), "{progress}");
+    }
+
     // Everyone stops cleanly.
     for w in &mut workers {
         w.signal("-TERM");

@@ -4,11 +4,15 @@
 #![allow(dead_code, unused_imports)]
 
 mod python;
+mod redis_cluster;
 mod redis_server;
+mod tls_certs;
 mod worker;
 
 pub use self::python::python_with_redis;
+pub use self::redis_cluster::RedisCluster;
 pub use self::redis_server::{RedisServer, Stopped, TlsOptions};
+pub use self::tls_certs::TestPki;
 pub use self::worker::{free_port, http_get, Worker};
 
 /// The worker binary under test.
