@@ -42,10 +42,10 @@ const RSS_FIRST: u64 = 100_000;
 fn event(i: usize) -> Event {
     let session = format!("s{}", i % 8);
     match i % 4 {
-        3 => Event::new(EventType::FileEdit, session).with_accepted(i % 2 == 0),
-        _ => Event::tool_use(session, if i % 2 == 0 { "bash" } else { "grep" })
+        3 => Event::new(EventType::FileEdit, session).with_accepted(i.is_multiple_of(2)),
+        _ => Event::tool_use(session, if i.is_multiple_of(2) { "bash" } else { "grep" })
             .with_duration_ms((i % 250) as f64 + 0.5)
-            .with_success(i % 5 != 0),
+            .with_success(!i.is_multiple_of(5)),
     }
 }
 
@@ -54,13 +54,13 @@ fn json(i: usize) -> String {
     match i % 4 {
         3 => format!(
             r#"{{"event_type":"file_edit","session_id":"s{session}","timestamp":"2024-05-01T12:00:00Z","payload":{{"accepted":{}}}}}"#,
-            i % 2 == 0
+            i.is_multiple_of(2)
         ),
         _ => format!(
             r#"{{"event_type":"tool_use","session_id":"s{session}","timestamp":"2024-05-01T12:00:00Z","tool_name":"{}","duration_ms":{},"payload":{{"success":{}}}}}"#,
-            if i % 2 == 0 { "bash" } else { "grep" },
+            if i.is_multiple_of(2) { "bash" } else { "grep" },
             (i % 250) as f64 + 0.5,
-            i % 5 != 0
+            !i.is_multiple_of(5)
         ),
     }
 }
