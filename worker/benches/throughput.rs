@@ -12,6 +12,9 @@
 //!    without event ids (as that bench) and with one id per event (the
 //!    stream source gives every entry one: `<stream>:<entry id>`, so the
 //!    backend also deduplicates).
+//!    Then the library's own stream path in process: the same events
+//!    pre-filled in a stream, read by a `StreamSource` (`count` 100) into a
+//!    calculator on a `RedisState`, `poll` in a loop until all are applied.
 //! 2. Binary: the same events pre-filled in a stream, then one
 //!    `composite-metrics run` (`count = 100`, strategy `never`, the
 //!    Prometheus sink, no Redis sink) until the group has nothing pending
@@ -31,6 +34,7 @@ use std::net::TcpStream;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use composite_metrics::ingest::{StreamConfig, StreamSource};
 use composite_metrics::state::{RedisConfig, RedisState};
 use composite_metrics::{Event, EventType, MetricsCalculator};
 
@@ -85,6 +89,35 @@ fn library(url: &str, ns: &str, n: usize, ids: bool) -> f64 {
     let start = Instant::now();
     for chunk in events.chunks(BATCH) {
         calc.process_batch(chunk).expect("process_batch");
+    }
+    n as f64 / start.elapsed().as_secs_f64()
+}
+
+/// Library events/s through its `StreamSource`, in process: `n` events
+/// pre-filled in `stream`.
+fn library_stream(url: &str, con: &mut redis::Connection, stream: &str, n: usize) -> f64 {
+    fill(con, stream, 0, n);
+    let state = RedisState::connect(
+        url,
+        RedisConfig::default().with_namespace("bench-lib-stream"),
+    )
+    .expect("state");
+    let mut calc = MetricsCalculator::builder()
+        .state(state)
+        .build()
+        .expect("calculator");
+    let config = StreamConfig::new(stream, "composite-metrics", "bench")
+        .with_count(BATCH)
+        .with_block(Duration::from_millis(100));
+    let start = Instant::now();
+    let mut source = StreamSource::connect(url, config).expect("stream source");
+    let deadline = start + Duration::from_secs(600);
+    while source.stats().applied < n as u64 {
+        source.poll(&mut calc).expect("poll");
+        assert!(
+            Instant::now() < deadline,
+            "the stream source did not finish"
+        );
     }
     n as f64 / start.elapsed().as_secs_f64()
 }
@@ -204,6 +237,8 @@ fn main() {
     let lib_ids = library(&url, "bench-lib-ids", THROUGHPUT_EVENTS, true);
     println!("  library process_batch/{BATCH}, no event ids      {lib:>10.0} events/s");
     println!("  library process_batch/{BATCH}, an id per event    {lib_ids:>10.0} events/s");
+    let lib_stream = library_stream(&url, &mut con, "bench:lib-stream", THROUGHPUT_EVENTS);
+    println!("  library StreamSource in process, count {BATCH}    {lib_stream:>10.0} events/s");
 
     let stream = "bench:events";
     fill(&mut con, stream, 0, THROUGHPUT_EVENTS);
@@ -221,9 +256,11 @@ fn main() {
         "  the binary (stream, Redis state, count {BATCH})  {bin:>10.0} events/s (from its start)"
     );
     println!(
-        "  ratio binary / library: {:.2} (no ids), {:.2} (ids)   (target >= 0.80)",
+        "  ratio binary / library: {:.2} (process_batch, no ids), {:.2} (process_batch, ids), \
+         {:.2} (StreamSource in process)   (target >= 0.80)",
         bin / lib,
-        bin / lib_ids
+        bin / lib_ids,
+        bin / lib_stream
     );
 
     // RSS over 10^6 events, added while the worker reads.
