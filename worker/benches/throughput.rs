@@ -19,6 +19,7 @@
 //!    `composite-metrics run` (`count = 100`, strategy `never`, the
 //!    Prometheus sink, no Redis sink) until the group has nothing pending
 //!    and nothing undelivered.
+//!    Then 2 and 3 binaries in one group on one pre-filled stream.
 //! 3. RSS: one binary reads 10^6 events that a producer thread adds
 //!    meanwhile; its `VmRSS` after the first 10^5 and at the end.
 //!
@@ -185,6 +186,10 @@ impl Drop for Proc {
 }
 
 fn worker(url: &str, stream: &str, ns: &str, port: u16) -> Proc {
+    worker_named(url, stream, ns, port, "bench")
+}
+
+fn worker_named(url: &str, stream: &str, ns: &str, port: u16, consumer: &str) -> Proc {
     let child = Command::new(env!("CARGO_BIN_EXE_composite-metrics"))
         .args([
             "run",
@@ -195,7 +200,7 @@ fn worker(url: &str, stream: &str, ns: &str, port: u16) -> Proc {
             "--namespace",
             ns,
         ])
-        .args(["--consumer", "bench", "--strategy", "never"])
+        .args(["--consumer", consumer, "--strategy", "never"])
         .args(["--listen", &format!("127.0.0.1:{port}")])
         .env("COMPOSITE_METRICS_SOURCE__COUNT", BATCH.to_string())
         .env("COMPOSITE_METRICS_SINKS__REDIS", "false")
@@ -262,6 +267,36 @@ fn main() {
         bin / lib_ids,
         bin / lib_stream
     );
+
+    // Scaling out: k processes in one group on one pre-filled stream.
+    for k in [2usize, 3] {
+        let stream = format!("bench:events-{k}");
+        fill(&mut con, &stream, 0, THROUGHPUT_EVENTS);
+        let ports: Vec<u16> = (0..k).map(|_| free_port()).collect();
+        let start = Instant::now();
+        let procs: Vec<Proc> = ports
+            .iter()
+            .enumerate()
+            .map(|(i, &p)| {
+                worker_named(
+                    &url,
+                    &stream,
+                    &format!("bench-bin-{k}"),
+                    p,
+                    &format!("c{i}"),
+                )
+            })
+            .collect();
+        let deadline = Instant::now() + Duration::from_secs(600);
+        while ports.iter().map(|&p| applied(p).unwrap_or(0)).sum::<u64>() < THROUGHPUT_EVENTS as u64
+        {
+            assert!(Instant::now() < deadline, "the workers did not finish");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let rate = THROUGHPUT_EVENTS as f64 / start.elapsed().as_secs_f64();
+        drop(procs);
+        println!("  {k} binaries in one group                        {rate:>10.0} events/s");
+    }
 
     // RSS over 10^6 events, added while the worker reads.
     let stream = "bench:rss";
