@@ -380,9 +380,21 @@ impl Loaded {
     }
 }
 
+/// Whether `rest` (a name after `COMPOSITE_METRICS_`) is one of the
+/// variables Kubernetes sets for a Service named `composite-metrics`
+/// (`_SERVICE_HOST`, `_SERVICE_PORT...`, `_PORT...`).
+fn kubernetes_service_variable(rest: &str) -> bool {
+    rest.starts_with("SERVICE_HOST")
+        || rest.starts_with("SERVICE_PORT")
+        || rest == "PORT"
+        || rest.starts_with("PORT_")
+}
+
 /// The environment's overrides: every `COMPOSITE_METRICS_<TABLE>__<KEY>`
-/// variable, in name order. Other `COMPOSITE_METRICS_` variables (except
-/// `COMPOSITE_METRICS_CONFIG`) are an error.
+/// variable, in name order. `COMPOSITE_METRICS_CONFIG` and the variables
+/// Kubernetes sets for a Service named `composite-metrics` are skipped;
+/// any other `COMPOSITE_METRICS_` variable is an error (a typo such as
+/// `COMPOSITE_METRICS_REDIS_URL` must not pass unnoticed).
 pub fn env_overrides(
     vars: impl IntoIterator<Item = (String, String)>,
 ) -> Result<Vec<Override>, LoadError> {
@@ -394,6 +406,9 @@ pub fn env_overrides(
     vars.sort();
     for (name, value) in vars {
         let rest = &name[ENV_PREFIX.len()..];
+        if kubernetes_service_variable(rest) {
+            continue;
+        }
         let Some((table, key)) = rest.split_once("__") else {
             return Err(LoadError::Override {
                 origin: Origin::Env(name.clone()),
@@ -766,6 +781,19 @@ mod tests {
         assert_eq!(o.len(), 1);
         assert_eq!(o[0].key, "redis.url");
         assert!(env_overrides([("COMPOSITE_METRICS_NOPE".to_owned(), "1".to_owned())]).is_err());
+        assert!(
+            env_overrides([("COMPOSITE_METRICS_REDIS_URL".to_owned(), "x".to_owned())]).is_err()
+        );
+        // What Kubernetes sets for a Service named `composite-metrics`.
+        let k8s = [
+            "COMPOSITE_METRICS_SERVICE_HOST",
+            "COMPOSITE_METRICS_SERVICE_PORT",
+            "COMPOSITE_METRICS_SERVICE_PORT_METRICS",
+            "COMPOSITE_METRICS_PORT",
+            "COMPOSITE_METRICS_PORT_9187_TCP_ADDR",
+        ];
+        let o = env_overrides(k8s.map(|k| (k.to_owned(), "10.0.0.1".to_owned()))).unwrap();
+        assert!(o.is_empty(), "{o:?}");
     }
 
     #[test]
