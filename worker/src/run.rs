@@ -89,6 +89,9 @@ pub struct Health {
     pub draining: AtomicBool,
     /// The backend once connected (probed by `/readyz`).
     pub backend: Mutex<Option<Arc<dyn StateBackend>>>,
+    /// Set when a read or batch failed, cleared by the next one that works
+    /// (the stream may live on another server than the state).
+    pub source_failing: AtomicBool,
 }
 
 impl Health {
@@ -96,6 +99,9 @@ impl Health {
     pub fn ready(&self) -> Result<(), String> {
         if self.draining.load(Ordering::SeqCst) {
             return Err("draining".to_owned());
+        }
+        if self.source_failing.load(Ordering::SeqCst) {
+            return Err("source: the last read or batch failed".to_owned());
         }
         let backend = self.backend.lock().clone();
         let Some(backend) = backend else {
@@ -501,9 +507,11 @@ fn run_stream<S: CompositeScheduler>(
                 if failing {
                     tracing::info!("stream and backend answer again");
                     failing = false;
+                    health.source_failing.store(false, Ordering::SeqCst);
                 }
             }
             Err(e) => {
+                health.source_failing.store(true, Ordering::SeqCst);
                 metrics::counter!(POLL_ERRORS).increment(1);
                 if !failing && !health.stop.load(Ordering::SeqCst) {
                     tracing::warn!(error = %e, "poll failed; retrying (entries not applied stay pending)");
