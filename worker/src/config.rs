@@ -507,6 +507,29 @@ fn set(table: &mut Table, key: &str, value: Value) -> Result<(), String> {
     }
 }
 
+/// Removes from `table.scheduler` the fields strategy `name` does not have
+/// (an unknown name removes nothing: the error names it later); returns them.
+fn keep_strategy_fields(table: &mut Table, name: &str) -> Vec<String> {
+    let Ok(strategy) = name.parse::<StrategyConfig>() else {
+        return Vec::new();
+    };
+    let Ok(Value::Table(known)) = Value::try_from(strategy) else {
+        return Vec::new();
+    };
+    let Some(Value::Table(scheduler)) = table.get_mut("scheduler") else {
+        return Vec::new();
+    };
+    let dropped: Vec<String> = scheduler
+        .keys()
+        .filter(|k| !known.contains_key(*k))
+        .cloned()
+        .collect();
+    for k in &dropped {
+        scheduler.remove(k);
+    }
+    dropped
+}
+
 fn from_table(table: &Table) -> Result<WorkerConfig, String> {
     WorkerConfig::deserialize(Value::Table(table.clone())).map_err(|e| e.to_string())
 }
@@ -550,6 +573,13 @@ pub fn load(file: Option<&Path>, overrides: &[Override]) -> Result<Loaded, LoadE
             message,
         };
         set(&mut table, &o.key, typed(&o.key, &o.value)).map_err(fail)?;
+        if o.key == "scheduler.strategy" {
+            // Another strategy: the parameters it does not have (set for the
+            // previous one) are dropped; those it shares are kept.
+            for dropped in keep_strategy_fields(&mut table, &o.value) {
+                origins.remove(&format!("scheduler.{dropped}"));
+            }
+        }
         // Checked one at a time, so an error names the override at fault.
         from_table(&table).map_err(fail)?;
         origins.insert(o.key.clone(), o.origin.clone());

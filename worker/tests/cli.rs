@@ -409,3 +409,41 @@ fn run_on_a_jsonl_file_applies_it_on_the_memory_backend_and_exits_0_at_its_end()
     assert_eq!(end["fields"]["applied"], 24, "{end}");
     assert_eq!(end["fields"]["dead_letters"], 1, "{end}");
 }
+
+#[test]
+fn the_printed_config_is_a_config_file_that_prints_the_same() {
+    let dir = support::temp_dir();
+    let sample = worker_dir().join("composite-metrics.toml");
+    let first = run(
+        &[
+            "check-config",
+            "--print-config",
+            "--config",
+            sample.to_str().expect("utf-8"),
+            "--strategy",
+            "hybrid-lock",
+        ],
+        &[],
+    );
+    assert!(first.status.success(), "{}", text(&first.stderr));
+    let again = write(dir.path(), "printed.toml", &text(&first.stdout));
+    let second = run(
+        &[
+            "check-config",
+            "--print-config",
+            "--config",
+            again.to_str().expect("utf-8"),
+        ],
+        &[],
+    );
+    assert!(second.status.success(), "{}", text(&second.stderr));
+    assert_eq!(text(&first.stdout), text(&second.stdout));
+    // The strategy changed by the flag: the shared parameters kept, `tick` dropped.
+    assert_eq!(
+        effective(&first, "scheduler", "strategy"),
+        "\"hybrid-lock\""
+    );
+    assert_eq!(effective(&first, "scheduler", "min_interval"), "\"30s\"");
+    let printed: toml::Table = toml::from_str(&text(&first.stdout)).expect("TOML");
+    assert!(printed["scheduler"].get("tick").is_none(), "{printed:?}");
+}
