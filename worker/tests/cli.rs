@@ -438,12 +438,25 @@ fn the_printed_config_is_a_config_file_that_prints_the_same() {
     );
     assert!(second.status.success(), "{}", text(&second.stderr));
     assert_eq!(text(&first.stdout), text(&second.stdout));
-    // The strategy changed by the flag: the shared parameters kept, `tick` dropped.
-    assert_eq!(
-        effective(&first, "scheduler", "strategy"),
-        "\"hybrid-lock\""
+    // The strategy changed by a flag: the shared parameters kept, `tick` dropped.
+    let file = write(
+        dir.path(),
+        "coalesce.toml",
+        "[scheduler]\nstrategy = \"coalesce\"\nmin_interval = \"10s\"\ntick = \"2s\"\n",
     );
-    assert_eq!(effective(&first, "scheduler", "min_interval"), "\"30s\"");
-    let printed: toml::Table = toml::from_str(&text(&first.stdout)).expect("TOML");
+    let out = run(
+        &[
+            "check-config",
+            "--print-config",
+            "--config",
+            file.to_str().expect("utf-8"),
+            "--strategy",
+            "hybrid-lock",
+        ],
+        &[("COMPOSITE_METRICS_REDIS__URL", "redis://h/")],
+    );
+    assert_eq!(effective(&out, "scheduler", "strategy"), "\"hybrid-lock\"");
+    assert_eq!(effective(&out, "scheduler", "min_interval"), "\"10s\"");
+    let printed: toml::Table = toml::from_str(&text(&out.stdout)).expect("TOML");
     assert!(printed["scheduler"].get("tick").is_none(), "{printed:?}");
 }
