@@ -17,7 +17,6 @@ use std::sync::mpsc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use composite_metrics::config::StrategyConfig;
 use composite_metrics::ingest::{StreamSource, StreamStats};
 use composite_metrics::sink::MetricsSink;
 use composite_metrics::state::{RedisConfig, RedisState, Scope};
@@ -75,6 +74,9 @@ pub enum RunError {
         /// Why.
         source: std::io::Error,
     },
+    /// The signal handlers could not be installed.
+    #[error("installing the SIGTERM/SIGINT handlers: {0}")]
+    Signals(std::io::Error),
     /// The Prometheus recorder could not be installed.
     #[error("installing the Prometheus recorder: {0}")]
     Recorder(String),
@@ -399,12 +401,7 @@ fn connect_redis_sink(
 /// Runs the worker until its input ends (JSONL) or a signal drains it.
 pub fn run(config: &WorkerConfig, handle: PrometheusHandle) -> Result<(), RunError> {
     let health = Arc::new(Health::default());
-    watch_signals(health.clone(), config.worker.shutdown_timeout).map_err(|e| {
-        RunError::Listen {
-            addr: "signals".to_owned(),
-            message: e.to_string(),
-        }
-    })?;
+    watch_signals(health.clone(), config.worker.shutdown_timeout).map_err(RunError::Signals)?;
     let addr = serve_http(&config.http.listen, handle, health.clone())?;
     tracing::info!(%addr, "serving /metrics, /healthz, /readyz");
 
@@ -466,10 +463,6 @@ pub fn run(config: &WorkerConfig, handle: PrometheusHandle) -> Result<(), RunErr
     result
 }
 
-fn strategy_label(s: &StrategyConfig) -> &'static str {
-    s.name()
-}
-
 fn run_stream<S: CompositeScheduler>(
     config: &WorkerConfig,
     health: &Health,
@@ -495,7 +488,7 @@ fn run_stream<S: CompositeScheduler>(
         stream = %config.source.stream,
         group = %config.source.group,
         consumer = %consumer,
-        strategy = strategy_label(&config.scheduler),
+        strategy = config.scheduler.name(),
         "reading the stream"
     );
     let mut progress = Progress::new(config.worker.progress_every, Instant::now());
