@@ -1,7 +1,8 @@
 //! Faults: Redis unreachable at start (bounded retries, then exit 1 with a
 //! clear message), Redis lost mid-run (`/readyz` 503, then recovery without
-//! a restart), a second signal during a drain (immediate non-zero exit),
-//! and a drain that cannot finish within `shutdown_timeout` (exit 1).
+//! a restart), SIGINT (a drain, exit 0), a second signal during a drain
+//! (immediate non-zero exit), and a drain that cannot finish within
+//! `shutdown_timeout` (exit 1).
 
 mod support;
 
@@ -137,6 +138,17 @@ fn a_second_signal_exits_at_once_and_a_stuck_drain_exits_1_after_shutdown_timeou
     };
     let mut first = run("twice");
     let mut stuck = run("stuck");
+
+    // SIGINT drains like SIGTERM: exit 0.
+    let mut int = run("int");
+    int.signal("-INT");
+    assert_eq!(
+        int.wait_exit(Duration::from_secs(10)).code(),
+        Some(0),
+        "{}",
+        int.stderr()
+    );
+    assert!(int.stderr().contains("drained"), "{}", int.stderr());
 
     // Redis paused: each worker's read in flight hangs (io_timeout 30 s).
     let paused = server.stop();
