@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite: formatting, lints, docs, benches build, and every test
-# (the Redis ones against a real redis-server that the tests start themselves).
+# (the Redis ones against a real redis-server that the tests start themselves),
+# for the library and the worker (`worker/`, the whole workspace).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -13,8 +14,19 @@ if ! command -v redis-server >/dev/null 2>&1 || ! command -v redis-benchmark >/d
     fi
 fi
 
+# The worker's deployment test runs a Python producer (redis-py) from a
+# virtual environment it creates itself: it needs python3 with the venv module.
+if ! python3 -c 'import venv, ensurepip' >/dev/null 2>&1; then
+    echo "python3 with venv/ensurepip not found: installing Debian's python3 and python3-venv packages"
+    if [ "$(id -u)" -eq 0 ]; then
+        apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3 python3-venv
+    else
+        sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3 python3-venv
+    fi
+fi
+
 cargo fmt --all -- --check
-cargo clippy --all-targets --all-features -- -D warnings
+cargo clippy --workspace --all-targets --all-features -- -D warnings
 RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --all-features
 cargo bench --all-features --no-run
 
@@ -24,7 +36,7 @@ cargo bench --all-features --no-run
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 status=0
-cargo test --all-features 2>&1 | tee "$log" || status=$?
+cargo test --workspace --all-features 2>&1 | tee "$log" || status=$?
 count() {
     sed -nE "s/^test result: .* ([0-9]+) $1;.*/\1/p" "$log" | awk '{ n += $1 } END { print n + 0 }'
 }
