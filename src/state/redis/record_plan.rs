@@ -462,7 +462,7 @@ impl Plan {
             .into_iter()
             .filter(|&c| self.totals.get(c) > 0)
             .fold(self.totals_reads, CounterSet::with);
-        counters(p, &self.totals, listed, 0);
+        fields(p, &self.totals, listed, &[], now_text);
         let first = FIXED_KEYS + self.ids.len() + 1;
         for (i, t) in self.tools.used().iter().enumerate() {
             let name = events.get(t.at).and_then(Event::named_tool);
@@ -470,7 +470,7 @@ impl Plan {
             p.bytes(b"tool");
             p.bytes(t.mode.code());
             p.bytes(bit(t.returns()));
-            counters(p, &t.add, t.listed(), 0);
+            fields(p, &t.add, t.listed(), &[], now_text);
             p.bytes(name.map_or("", |n| &**n).as_bytes());
         }
         let first = first + self.tools.len;
@@ -481,27 +481,17 @@ impl Plan {
             p.bytes(s.mode.code());
             p.bytes(bit(s.returns()));
             // Its counters, then its start and last activity.
-            let (started, last_seen) = s.times();
-            counters(
-                p,
-                &s.add,
-                s.listed(),
-                usize::from(started) + usize::from(last_seen),
-            );
-            if started {
-                p.bytes(b"started");
-                p.bytes(match (s.touched, s.restart) {
-                    (true, true) => b"=",
-                    (true, false) => b"?",
-                    (false, _) => b".",
-                });
-                p.bytes(now_text);
-            }
-            if last_seen {
-                p.bytes(b"last_seen");
-                p.bytes(b"=");
-                p.bytes(now_text);
-            }
+            let start_op: &[u8] = match (s.touched, s.restart) {
+                (true, true) => b"=",
+                (true, false) => b"?",
+                (false, _) => b".",
+            };
+            let times: &[(&[u8], &[u8])] = match s.times() {
+                (true, true) => &[(b"started", start_op), (b"last_seen", b"=")],
+                (true, false) => &[(b"started", start_op)],
+                (false, _) => &[],
+            };
+            fields(p, &s.add, s.listed(), times, now_text);
             p.bytes(id);
             p.uint((first + 2 * i + 1) as u64);
             p.uint(s.decisions.len() as u64);
@@ -520,23 +510,29 @@ fn bit(b: bool) -> &'static [u8] {
     }
 }
 
-/// Writes an entry's field count (its `listed` counters and `extra` more
-/// fields that follow), then those counters in [`Counter::ALL`] order: added
-/// to, or only read.
-fn counters(p: &mut Packed, add: &Counts, listed: CounterSet, extra: usize) {
-    let n = Counter::ALL.into_iter().filter(|&c| listed.has(c)).count();
-    p.uint((n + extra) as u64);
-    for c in Counter::ALL.into_iter().filter(|&c| listed.has(c)) {
+/// Writes an entry's fields: how many, then their names, then their ops,
+/// then their values (record.lua hands the names to `HMGET` in place): the
+/// `listed` counters in [`Counter::ALL`] order, added to (`+`) or only read
+/// (`.`), then the `times` set to `now` with their ops.
+fn fields(p: &mut Packed, add: &Counts, listed: CounterSet, times: &[(&[u8], &[u8])], now: &[u8]) {
+    let counters = || Counter::ALL.into_iter().filter(move |&c| listed.has(c));
+    p.uint((counters().count() + times.len()) as u64);
+    for c in counters() {
         p.bytes(c.field().as_bytes());
-        match add.get(c) {
-            0 => {
-                p.bytes(b".");
-                p.bytes(b"0");
-            }
-            v => {
-                p.bytes(b"+");
-                p.uint(v);
-            }
-        }
+    }
+    for (name, _) in times {
+        p.bytes(name);
+    }
+    for c in counters() {
+        p.bytes(if add.get(c) > 0 { b"+" } else { b"." });
+    }
+    for (_, op) in times {
+        p.bytes(op);
+    }
+    for c in counters() {
+        p.uint(add.get(c));
+    }
+    for _ in times {
+        p.bytes(now);
     }
 }
