@@ -1285,3 +1285,57 @@ fn memory_and_redis_give_the_same_metrics() {
         }
     });
 }
+
+/// Issue 21, point 4: the expiry rule both backends keep. A session idle for
+/// less than the TTL minus one second is live (listed, and its next event
+/// continues it); one idle for the TTL or longer is gone (not listed, and its
+/// next event starts it afresh).
+fn sessions_expire_within_a_second_before_their_ttl(f: &Fixture, ttl: Duration) {
+    let b = f.handle();
+    let prompt = || Event::new(EventType::UserPrompt, "ttl");
+    assert_eq!(
+        b.record(&prompt(), f.now()).unwrap().prompts_in_session,
+        Some(1)
+    );
+    // Idle for less than TTL - 1 s (a margin for the test's own round trips).
+    f.pass(ttl - Duration::from_millis(1_300));
+    assert_eq!(b.active_sessions().unwrap(), vec![Arc::from("ttl")]);
+    assert_eq!(
+        b.record(&prompt(), f.now()).unwrap().prompts_in_session,
+        Some(2)
+    );
+    // Idle for the TTL and a margin: gone.
+    f.pass(ttl + f.slack());
+    if let Kind::Memory(m) = &f.kind {
+        // Listing by the state's clock; no sweep has run.
+        assert_eq!(m.footprint().sessions, 1);
+    }
+    assert!(b.active_sessions().unwrap().is_empty());
+    assert_eq!(
+        b.record(&prompt(), f.now()).unwrap().prompts_in_session,
+        Some(1)
+    );
+}
+
+const TTL_RULE: Limits = Limits {
+    session_ttl: Duration::from_millis(2_500),
+    max_sessions: 1_000,
+    max_tools: 100,
+    dedup_horizon: Duration::from_secs(24 * 3600),
+};
+
+#[test]
+fn memory_sessions_expire_within_a_second_before_their_ttl() {
+    sessions_expire_within_a_second_before_their_ttl(
+        &Fixture::memory(TTL_RULE),
+        TTL_RULE.session_ttl,
+    );
+}
+
+#[test]
+fn redis_sessions_expire_within_a_second_before_their_ttl() {
+    sessions_expire_within_a_second_before_their_ttl(
+        &Fixture::redis(TTL_RULE),
+        TTL_RULE.session_ttl,
+    );
+}

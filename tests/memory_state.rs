@@ -341,3 +341,29 @@ fn many_tool_names_up_to_the_limit_are_fine() {
     let shared: Arc<dyn StateBackend> = Arc::new(state.clone());
     assert_eq!(shared.op_counts().records, 50);
 }
+
+/// Issue 21, point 4: a session idle for its TTL starts afresh on its next
+/// event even when no sweep has run since it went idle (sweeps run at most
+/// once a minute), as a Redis session whose keys expired does.
+#[test]
+fn a_session_idle_for_its_ttl_starts_afresh_between_sweeps() {
+    let clock = ManualClock::default();
+    let config = MemoryConfig::default().with_session_ttl(Duration::from_secs(90));
+    let state = MemoryState::with_config(config, clock.clone()).unwrap();
+    let prompt = |s: &str| Event::new(EventType::UserPrompt, s);
+    let t0 = clock.now();
+    assert_eq!(
+        state.record(&prompt("s"), t0).unwrap().prompts_in_session,
+        Some(1)
+    );
+    // A sweep at 60 s keeps it (idle 60 s < 90 s); the next is due at 120 s.
+    state
+        .record(&prompt("other"), t0 + Duration::from_secs(60))
+        .unwrap();
+    assert_eq!(state.footprint().sessions, 2);
+    // At 100 s it has been idle for longer than its TTL: gone.
+    let p = state
+        .record(&prompt("s"), t0 + Duration::from_secs(100))
+        .unwrap();
+    assert_eq!(p.prompts_in_session, Some(1));
+}

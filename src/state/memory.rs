@@ -188,6 +188,20 @@ impl Data {
         }
     }
 
+    /// Forgets `e`'s session when it was idle for the TTL or longer, so that
+    /// the event starts it afresh (as on Redis, whose session keys expire),
+    /// whether or not a sweep has run since.
+    #[inline]
+    fn expire_session(&mut self, e: &Event, now: Duration, ttl: Duration) {
+        let sessions = &mut self.state.sessions;
+        let idle = sessions
+            .get(&*e.session_id)
+            .is_some_and(|s| now.saturating_sub(s.last_seen) >= ttl);
+        if idle {
+            sessions.remove(&*e.session_id);
+        }
+    }
+
     /// Whether `e`'s id was applied within the horizon (before this call).
     fn seen(&self, e: &Event, now: Duration) -> bool {
         e.event_id
@@ -337,6 +351,7 @@ impl StateBackend for MemoryState {
         if event.event_id.is_some() {
             data.remember(event, now + self.shared.config.dedup_horizon());
         }
+        data.expire_session(event, now, self.shared.config.session_ttl());
         Ok(data.state.record(event, now))
     }
 
@@ -361,6 +376,7 @@ impl StateBackend for MemoryState {
                 });
             } else {
                 data.remember(e, until);
+                data.expire_session(e, now, self.shared.config.session_ttl());
                 out.push(data.state.record(e, now));
             }
         }

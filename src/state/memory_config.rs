@@ -36,7 +36,12 @@ impl Default for MemoryConfig {
 }
 
 impl MemoryConfig {
-    /// A session idle this long (by the clock) is forgotten.
+    /// A session idle this long is forgotten: it is no longer listed as
+    /// active (by the state's clock), and its next event starts it afresh (by
+    /// the time that event is recorded at). The rule both backends keep: a
+    /// session idle for less than the TTL minus one second is live, one idle
+    /// for the TTL or longer is gone (`MemoryState` exactly at the TTL; Redis
+    /// up to a second early, see `RedisConfig::with_session_ttl`).
     pub fn with_session_ttl(mut self, ttl: Duration) -> Self {
         self.session_ttl = ttl;
         self

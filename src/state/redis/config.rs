@@ -213,6 +213,12 @@ impl RedisConfig {
     /// A session not touched for this long (by the Redis server's clock) is
     /// forgotten: its keys expire and it leaves the active set. Also the
     /// retention of per-session "last computed" markers.
+    ///
+    /// Its TTL is renewed at most once per second of the server's clock (the
+    /// session's housekeeping), so a session can be forgotten up to one
+    /// second before the TTL has passed since its last event, never after:
+    /// one idle for less than the TTL minus one second is live, one idle for
+    /// the TTL or longer is gone. `MemoryState` keeps the same bound.
     pub fn with_session_ttl(mut self, ttl: Duration) -> Self {
         self.session_ttl = ttl;
         self

@@ -92,10 +92,11 @@ use crate::state::{
 ///
 /// Differences from `MemoryState`:
 ///
-/// - idle sessions expire by key TTL on the Redis server's clock (memory: its
-///   clock, at its periodic sweep), counted from the session's first event in
-///   the second of its last activity (so up to one second before the TTL
-///   after its last event), and the session limit counts only unexpired
+/// - idle sessions expire by key TTL on the Redis server's clock (memory:
+///   listed by its clock, continued or started afresh by the time of the
+///   event), counted from the session's first event in the second of its
+///   last activity (so up to one second before the TTL after its last event;
+///   memory exactly at the TTL), and the session limit counts only unexpired
 ///   sessions;
 /// - the windows expire after [`RedisConfig::with_window_ttl`] without updates
 ///   (counted in the same way);
