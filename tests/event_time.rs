@@ -436,3 +436,49 @@ proptest! {
         }
     }
 }
+
+/// Issue 21, point 3: what a listing of a day-old replay gives. The state
+/// serves calculators on any time source, and a listing has no event to take
+/// a time from, so `active_sessions` and `expire_idle` read the state's
+/// clock: on the system clock, yesterday's sessions are all idle past their
+/// TTL and none is listed; a `ManualClock` set to the replay's time lists
+/// them by event time.
+#[test]
+fn a_day_old_replay_is_listed_by_the_states_clock() {
+    let replay = |clock: ManualClock| {
+        let config = MemoryConfig::default().with_session_ttl(Duration::from_secs(300));
+        let state = MemoryState::with_config(config, clock).unwrap();
+        let mut calc = MetricsCalculator::builder()
+            .state(state.clone())
+            .time(event_time(5))
+            .build()
+            .unwrap();
+        for (t, s) in [(0, "a"), (60, "b"), (120, "a")] {
+            calc.process(&Event::tool_use(s, "bash").with_timestamp(at(t)))
+                .unwrap();
+        }
+        state
+    };
+    // The state's clock a day after the log: nothing is listed, and
+    // `expire_idle` forgets every session.
+    let day_later = ManualClock::new(at(24 * 3600).duration_since(UNIX_EPOCH).unwrap());
+    let state = replay(day_later);
+    assert!(state.active_sessions().unwrap().is_empty());
+    assert_eq!(state.footprint().sessions, 2);
+    state.expire_idle();
+    assert_eq!(state.footprint().sessions, 0);
+    // The state's clock set to the replay's last event: listed by event time.
+    let at_replay = ManualClock::new(at(120).duration_since(UNIX_EPOCH).unwrap());
+    let state = replay(at_replay.clone());
+    let mut listed: Vec<String> = state
+        .active_sessions()
+        .unwrap()
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    listed.sort();
+    assert_eq!(listed, ["a", "b"]);
+    // Moved on by the replay's driver, the clock expires them as event time would.
+    at_replay.advance(Duration::from_secs(300));
+    assert_eq!(state.active_sessions().unwrap().len(), 0);
+}

@@ -40,9 +40,15 @@ use std::time::Duration;
 /// events per second the same way; idle-session expiry is by key TTL, which
 /// counts on the **server's** clock from the last write, and the dedup
 /// horizon is a key TTL on the server's clock too. On
-/// [`MemoryState`](crate::MemoryState), [`expire_idle`](crate::MemoryState::expire_idle)
-/// and [`active_sessions`](crate::StateBackend::active_sessions) read the
-/// state's clock, while the sweep on the event path uses the event time.
+/// [`MemoryState`](crate::MemoryState) the event path expires sessions by
+/// the event time (a session idle for its TTL of event time starts afresh),
+/// while [`expire_idle`](crate::MemoryState::expire_idle) and
+/// [`active_sessions`](crate::StateBackend::active_sessions) read the
+/// state's clock: the state serves calculators on any time source, and a
+/// listing has no event to take a time from. So on the system clock a
+/// replay of yesterday's log lists no session (all are idle past their TTL)
+/// and `expire_idle` forgets them all; to list by event time, give the state
+/// a [`ManualClock`](crate::ManualClock) and set it to the replay's time.
 ///
 /// ```
 /// use std::time::{Duration, UNIX_EPOCH};
