@@ -1,11 +1,15 @@
-//! Test support: a real `redis-server` on a free port in a temp dir (copied
-//! from the library's `tests/support`), worker processes killed on drop, a
+//! Test support: a real `redis-server` on a free port in a temp dir (the
+//! library's `tests/support` guards), worker processes killed on drop, a
 //! tiny HTTP client, and a Python virtual environment with redis-py.
 #![allow(dead_code, unused_imports)]
 
 mod python;
+// The library's own guards, shared rather than copied.
+#[path = "../../../tests/support/redis_cluster.rs"]
 mod redis_cluster;
+#[path = "../../../tests/support/redis_server.rs"]
 mod redis_server;
+#[path = "../../../tests/support/tls_certs.rs"]
 mod tls_certs;
 mod worker;
 
