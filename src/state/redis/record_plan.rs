@@ -72,10 +72,7 @@ impl Entry {
 
     /// The counters listed for it: those it adds to and those read back.
     fn listed(&self) -> CounterSet {
-        Counter::ALL
-            .into_iter()
-            .filter(|&c| self.add.get(c) > 0)
-            .fold(self.reads, CounterSet::with)
+        listed(&self.add, self.reads)
     }
 
     /// Whether the script returns its listed fields as they were.
@@ -238,10 +235,7 @@ impl Plan {
     pub(crate) fn returned(&self) -> impl Iterator<Item = Returned> + '_ {
         let totals = (!self.totals_reads.is_empty()).then(|| Returned {
             owner: Owner::Totals,
-            counters: Counter::ALL
-                .into_iter()
-                .filter(|&c| self.totals.get(c) > 0)
-                .fold(self.totals_reads, CounterSet::with),
+            counters: listed(&self.totals, self.totals_reads),
             started: false,
             last_seen: false,
         });
@@ -458,11 +452,8 @@ impl Plan {
         p.bytes(b"total");
         p.bytes(Mode::Add.code());
         p.bytes(bit(!self.totals_reads.is_empty()));
-        let listed = Counter::ALL
-            .into_iter()
-            .filter(|&c| self.totals.get(c) > 0)
-            .fold(self.totals_reads, CounterSet::with);
-        fields(p, &self.totals, listed, &[], now_text);
+        let totals = listed(&self.totals, self.totals_reads);
+        fields(p, &self.totals, totals, &[], now_text);
         let first = FIXED_KEYS + self.ids.len() + 1;
         for (i, t) in self.tools.used().iter().enumerate() {
             let name = events.get(t.at).and_then(Event::named_tool);
@@ -508,6 +499,14 @@ fn bit(b: bool) -> &'static [u8] {
     } else {
         b"0"
     }
+}
+
+/// The counters an entry lists: those it adds to and those read back.
+fn listed(add: &Counts, reads: CounterSet) -> CounterSet {
+    Counter::ALL
+        .into_iter()
+        .filter(|&c| add.get(c) > 0)
+        .fold(reads, CounterSet::with)
 }
 
 /// Writes an entry's fields: how many, then their names, then their ops,
