@@ -25,7 +25,7 @@
 //!
 //! Uses `REDIS_URL` when set; otherwise starts its own `redis-server`.
 
-#[path = "../tests/support/redis_server.rs"]
+#[path = "../../tests/support/redis_server.rs"]
 #[allow(dead_code)]
 mod redis_server;
 
