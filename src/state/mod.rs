@@ -29,8 +29,6 @@ pub use self::scope::Scope;
 pub use self::session_page::{SessionCursor, SessionPage};
 
 #[cfg(feature = "redis")]
-pub(crate) use self::redis::{
-    map_error as map_redis_error, unexpected as unexpected_reply, Keys, Link, LuaScript,
-};
+pub use self::redis::RedisState;
 #[cfg(feature = "redis")]
-pub use self::redis::{RedisConfig, RedisState};
+pub use crate::redis::RedisConfig;
