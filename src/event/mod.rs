@@ -5,6 +5,8 @@ mod fast_parse;
 mod interner;
 mod parse;
 mod payload;
+mod raw_event;
+mod rfc3339;
 mod telemetry_event;
 
 pub use self::event_type::EventType;
