@@ -4,11 +4,11 @@ use std::sync::atomic::AtomicU64;
 
 use ::redis::{Cmd, Value};
 
-use super::cluster::ClusterLink;
-use super::node::NodeLink;
+use super::cluster_link::ClusterLink;
+use super::lua_script::LuaScript;
+use super::node_link::NodeLink;
 use super::packed::Packed;
 use super::reply::unexpected;
-use super::script::LuaScript;
 use super::RedisConfig;
 use crate::error::BackendError;
 

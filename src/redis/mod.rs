@@ -6,23 +6,23 @@
 //! scripts, packed commands, the namespace's key layout, reply decoding and
 //! error mapping.
 
-mod cluster;
+mod cluster_link;
 mod config;
 mod deadline;
 mod error;
 mod keys;
 mod link;
-mod node;
+mod lua_script;
+mod node_link;
 mod packed;
 mod reply;
-mod script;
 mod tls;
 
 pub use self::config::RedisConfig;
 pub(crate) use self::error::{server_code, typed};
 pub(crate) use self::keys::{Keys, EVENT_ID, SERIES, SESSION, SESSION_DECISIONS, TOOL};
 pub(crate) use self::link::Link;
-pub(crate) use self::node::NodeLink;
+pub(crate) use self::lua_script::LuaScript;
+pub(crate) use self::node_link::NodeLink;
 pub(crate) use self::packed::{digits, Packed};
 pub(crate) use self::reply::{array, at, int, text, uint, unexpected};
-pub(crate) use self::script::LuaScript;

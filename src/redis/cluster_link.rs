@@ -14,7 +14,7 @@ use parking_lot::Mutex;
 
 use super::deadline::{connect_within, keeps, left};
 use super::error::{map_error, map_reply_error};
-use super::script::LuaScript;
+use super::lua_script::LuaScript;
 use super::tls;
 use super::RedisConfig;
 use crate::error::{BackendError, ConfigError};
