@@ -6,7 +6,7 @@ use std::time::{Duration, UNIX_EPOCH};
 use foldhash::HashSet;
 
 use super::emit::push_metrics;
-use super::{Delivery, Stats, TimeSource};
+use super::{Stats, TimeSource};
 use crate::clock::Clock;
 use crate::error::{BackendError, Error, EventError};
 use crate::event::{Event, Interner};
@@ -649,4 +649,16 @@ impl<S: CompositeScheduler> MetricsCalculator<S> {
             log::warn!("{e}");
         }
     }
+}
+
+/// What happened to one event handed to
+/// [`MetricsCalculator::process_into`](crate::MetricsCalculator::process_into).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Delivery {
+    /// The event was applied: its metrics were appended and recorded.
+    Applied,
+    /// The event's [`event_id`](crate::Event::event_id) was already applied
+    /// within the dedup horizon: nothing changed, no metrics were produced,
+    /// and the scheduler was not consulted. Not an error: do not retry.
+    Duplicate,
 }
