@@ -38,6 +38,8 @@ impl Event {
     /// `tool_name` and `duration_ms` may sit at the top level or inside
     /// `payload` (both: they must agree, or the error names
     /// `payload.tool_name` / `payload.duration_ms`).
+    ///
+    /// [`EventType::Other`]: super::EventType::Other
     pub fn from_json(json: &str) -> Result<Self, EventError> {
         Self::from_json_interned(json, &mut |s: &str| Arc::from(s), &mut None)
     }
@@ -53,6 +55,9 @@ impl Event {
     /// name from `intern` (which may hand out a shared copy it already holds)
     /// and setting `unknown` to the `event_type` as written when it is not
     /// one of [`EventType::KNOWN`] (the event then has [`EventType::Other`]).
+    ///
+    /// [`EventType::KNOWN`]: super::EventType::KNOWN
+    /// [`EventType::Other`]: super::EventType::Other
     pub(crate) fn from_json_interned<'a>(
         json: &'a str,
         intern: &mut impl FnMut(&str) -> Arc<str>,
