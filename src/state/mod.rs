@@ -5,7 +5,8 @@
 //! Both implement [`StateBackend`], including its coordination operations,
 //! each of which is one round trip on a remote backend.
 
-mod lock;
+mod lock_outcome;
+mod lock_token;
 mod memory_config;
 mod memory_state;
 mod observation;
@@ -18,8 +19,9 @@ mod state_backend;
 #[cfg(feature = "redis")]
 mod redis;
 
-pub(crate) use self::lock::next_generation;
-pub use self::lock::{LockOutcome, LockToken};
+pub(crate) use self::lock_outcome::next_generation;
+pub use self::lock_outcome::LockOutcome;
+pub use self::lock_token::LockToken;
 pub use self::memory_config::MemoryConfig;
 pub use self::memory_state::{Footprint, MemoryState};
 pub use self::observation::{Observation, SessionSummary};
