@@ -2,6 +2,7 @@
 //! strategies of the design note, one per file.
 
 mod background;
+mod background_config;
 mod coalesce;
 mod coalesce_config;
 mod composite_scheduler;
@@ -17,7 +18,8 @@ mod scheduler_stats;
 mod session_table;
 mod time_based;
 
-pub use self::background::{Background, BackgroundConfig};
+pub use self::background::Background;
+pub use self::background_config::BackgroundConfig;
 pub use self::coalesce::Coalesce;
 pub use self::coalesce_config::CoalesceConfig;
 pub use self::composite_scheduler::CompositeScheduler;
