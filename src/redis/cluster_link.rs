@@ -13,7 +13,7 @@ use ::redis::{Cmd, ConnectionLike, ErrorKind, RedisError, ServerErrorKind, Value
 use parking_lot::Mutex;
 
 use super::deadline::{connect_within, keeps, left};
-use super::error::{map_error, map_reply_error};
+use super::error::{breaks_connection, closed_by_server, map_error, map_reply_error};
 use super::lua_script::LuaScript;
 use super::tls;
 use super::RedisConfig;
@@ -256,15 +256,11 @@ impl ClusterLink {
                     backoff = (backoff * 2).min(MAX_BACKOFF);
                 }
                 _ => {
-                    let broken = e.is_timeout()
-                        || e.is_io_error()
-                        || e.is_connection_dropped()
-                        || e.is_unrecoverable_error();
+                    let broken = breaks_connection(&e);
                     if broken {
                         *guard = None;
                     }
-                    let closed_by_server = e.is_connection_dropped() && !e.is_timeout();
-                    if broken && closed_by_server && !fresh && !retried {
+                    if broken && closed_by_server(&e) && !fresh && !retried {
                         retried = true;
                         target = Target::Slot;
                         continue;

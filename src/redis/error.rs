@@ -41,6 +41,18 @@ pub(crate) fn map_error(op: &'static str, e: RedisError) -> BackendError {
     }
 }
 
+/// Whether `e` leaves the connection unusable (a timeout, an I/O error, a
+/// dropped connection, ...): it is dropped, and the next call opens another.
+pub(crate) fn breaks_connection(e: &RedisError) -> bool {
+    e.is_timeout() || e.is_io_error() || e.is_connection_dropped() || e.is_unrecoverable_error()
+}
+
+/// Whether the server closed the connection (a restart, an idle timeout):
+/// a request on a reused connection is then tried once more on a new one.
+pub(crate) fn closed_by_server(e: &RedisError) -> bool {
+    e.is_connection_dropped() && !e.is_timeout()
+}
+
 /// Maps a client error of an operation to the crate's backend error, the
 /// record script's capacity refusal included.
 pub(crate) fn map_reply_error(

@@ -11,7 +11,7 @@ use ::redis::{
 use parking_lot::Mutex;
 
 use super::deadline::{connect_within, keeps, left};
-use super::error::{map_error, map_reply_error};
+use super::error::{breaks_connection, closed_by_server, map_error, map_reply_error};
 use super::lua_script::LuaScript;
 use super::reply::unexpected;
 use super::tls;
@@ -306,16 +306,11 @@ impl NodeLink {
             match f(&mut ex, trips) {
                 Ok(v) => return Ok(v),
                 Err(e) => {
-                    let broken = e.is_timeout()
-                        || e.is_io_error()
-                        || e.is_connection_dropped()
-                        || e.is_unrecoverable_error()
-                        || !ex.open.con.is_open();
+                    let broken = breaks_connection(&e) || !ex.open.con.is_open();
                     if broken {
                         *guard = None;
                     }
-                    let closed_by_server = e.is_connection_dropped() && !e.is_timeout();
-                    if broken && closed_by_server && !fresh && !retried {
+                    if broken && closed_by_server(&e) && !fresh && !retried {
                         retried = true;
                         continue;
                     }
