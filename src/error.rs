@@ -108,6 +108,19 @@ pub enum EventError {
     },
 }
 
+/// Every strategy name, as written in a file: what
+/// [`StrategyConfig::NAMES`](crate::config::StrategyConfig::NAMES) holds,
+/// kept here so that [`ConfigError`] lists them without depending on the
+/// configuration types (which depend on it).
+pub(crate) const STRATEGY_NAMES: [&str; 6] = [
+    "never",
+    "time-based",
+    "event-based",
+    "hybrid-lock",
+    "background",
+    "coalesce",
+];
+
 /// A configuration that cannot work, rejected at construction.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 #[non_exhaustive]
@@ -146,10 +159,7 @@ pub enum ConfigError {
     },
     /// A strategy name that is not one of
     /// [`StrategyConfig::NAMES`](crate::config::StrategyConfig::NAMES).
-    #[error(
-        "unknown strategy `{name}`; known: {}",
-        crate::config::StrategyConfig::NAMES.join(", ")
-    )]
+    #[error("unknown strategy `{name}`; known: {}", STRATEGY_NAMES.join(", "))]
     UnknownStrategy {
         /// The name given.
         name: String,

@@ -39,6 +39,8 @@ mod error;
 pub mod event;
 pub mod ingest;
 pub mod metric;
+#[cfg(feature = "redis")]
+mod redis;
 pub mod schedule;
 pub mod score;
 pub mod sim;

@@ -57,8 +57,15 @@ impl<S: fmt::Debug> fmt::Debug for Builder<S> {
     }
 }
 
+impl MetricsCalculator {
+    /// Starts configuring a calculator (defaults: see [`Builder`]).
+    pub fn builder() -> Builder<Never> {
+        Builder::new()
+    }
+}
+
 impl Builder<Never> {
-    pub(crate) fn new() -> Self {
+    fn new() -> Self {
         Self {
             scheduler: Never,
             state: None,

@@ -6,13 +6,13 @@ use std::time::{Duration, UNIX_EPOCH};
 use foldhash::HashSet;
 
 use super::emit::push_metrics;
-use super::{Builder, Delivery, Stats, TimeSource};
+use super::{Stats, TimeSource};
 use crate::clock::Clock;
 use crate::error::{BackendError, Error, EventError};
 use crate::event::{Event, Interner};
 use crate::metric::Metric;
 use crate::schedule::{
-    CompositeScheduler, CompositeScope, Decision, EventContext, Never, SchedulerEnv, Ticket,
+    CompositeScheduler, CompositeScope, Decision, EventContext, SchedulerEnv, Ticket,
 };
 use crate::state::{Observation, Scope, StateBackend};
 
@@ -78,13 +78,6 @@ impl<S: fmt::Debug> fmt::Debug for MetricsCalculator<S> {
             .field("scheduler", &self.scheduler)
             .field("stats", &self.stats)
             .finish_non_exhaustive()
-    }
-}
-
-impl MetricsCalculator {
-    /// Starts configuring a calculator (defaults: see [`Builder`]).
-    pub fn builder() -> Builder<Never> {
-        Builder::new()
     }
 }
 
@@ -656,4 +649,16 @@ impl<S: CompositeScheduler> MetricsCalculator<S> {
             log::warn!("{e}");
         }
     }
+}
+
+/// What happened to one event handed to
+/// [`MetricsCalculator::process_into`](crate::MetricsCalculator::process_into).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Delivery {
+    /// The event was applied: its metrics were appended and recorded.
+    Applied,
+    /// The event's [`event_id`](crate::Event::event_id) was already applied
+    /// within the dedup horizon: nothing changed, no metrics were produced,
+    /// and the scheduler was not consulted. Not an error: do not retry.
+    Duplicate,
 }

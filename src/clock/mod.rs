@@ -1,12 +1,14 @@
 //! Time sources: the [`Clock`] trait, the real [`SystemClock`] and the
 //! virtual [`ManualClock`] that tests, benches, examples and the simulator use.
 
-mod clock_trait;
-mod manual;
-mod system;
+// A file holds the type it is named after, here as elsewhere.
+#[allow(clippy::module_inception)]
+mod clock;
+mod manual_clock;
+mod system_clock;
 mod wake;
 
-pub use self::clock_trait::Clock;
-pub use self::manual::ManualClock;
-pub use self::system::SystemClock;
+pub use self::clock::Clock;
+pub use self::manual_clock::ManualClock;
+pub use self::system_clock::SystemClock;
 pub use self::wake::Wake;

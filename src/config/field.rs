@@ -13,7 +13,6 @@ fn named<E: serde::de::Error>(field: &str, e: impl std::fmt::Display) -> E {
 
 macro_rules! duration_fields {
     ($($name:ident),* $(,)?) => {$(
-        #[allow(dead_code)] // some are used only with the `redis` feature
         pub(super) fn $name<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
             humantime_serde::deserialize(d).map_err(|e| named(stringify!($name), e))
         }
@@ -22,7 +21,6 @@ macro_rules! duration_fields {
 
 macro_rules! plain_fields {
     ($($name:ident: $ty:ty),* $(,)?) => {$(
-        #[allow(dead_code)] // some are used only with the `redis` feature
         pub(super) fn $name<'de, D: Deserializer<'de>>(d: D) -> Result<$ty, D::Error> {
             <$ty>::deserialize(d).map_err(|e| named(stringify!($name), e))
         }
@@ -37,10 +35,6 @@ duration_fields!(
     interval,
     jitter,
     session_ttl,
-    window_ttl,
-    connect_timeout,
-    read_timeout,
-    write_timeout,
     tick,
     dedup_horizon,
 );
@@ -51,6 +45,11 @@ plain_fields!(
     coordinated: bool,
     max_sessions: usize,
     max_tools: usize,
-    namespace: String,
-    url: Option<String>,
 );
+
+// The fields only `RedisConfigSpec` has.
+#[cfg(feature = "redis")]
+duration_fields!(window_ttl, connect_timeout, read_timeout, write_timeout);
+
+#[cfg(feature = "redis")]
+plain_fields!(namespace: String, url: Option<String>);

@@ -15,9 +15,9 @@ mod coalesce_spec;
 mod event_based_spec;
 mod field;
 mod hybrid_lock_spec;
-mod memory_spec;
+mod memory_config_spec;
 #[cfg(feature = "redis")]
-mod redis_spec;
+mod redis_config_spec;
 mod strategy_config;
 mod strategy_list;
 mod time_based_spec;
@@ -27,9 +27,9 @@ pub use self::calculator_config::CalculatorConfig;
 pub use self::coalesce_spec::CoalesceSpec;
 pub use self::event_based_spec::EventBasedSpec;
 pub use self::hybrid_lock_spec::HybridLockSpec;
-pub use self::memory_spec::MemoryConfigSpec;
+pub use self::memory_config_spec::MemoryConfigSpec;
 #[cfg(feature = "redis")]
-pub use self::redis_spec::RedisConfigSpec;
+pub use self::redis_config_spec::RedisConfigSpec;
 pub use self::strategy_config::StrategyConfig;
 pub use self::strategy_list::StrategyList;
 pub use self::time_based_spec::TimeBasedSpec;

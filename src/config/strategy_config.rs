@@ -3,10 +3,8 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
-#[cfg(feature = "toml")]
-use super::StrategyList;
 use super::{BackgroundSpec, CoalesceSpec, EventBasedSpec, HybridLockSpec, TimeBasedSpec};
-use crate::error::ConfigError;
+use crate::error::{ConfigError, STRATEGY_NAMES};
 use crate::schedule::{CompositeScheduler, Never};
 use crate::sim::Strategy;
 
@@ -56,7 +54,8 @@ pub enum StrategyConfig {
     /// [`Coalesce`](crate::Coalesce), its timer on its own thread.
     Coalesce(CoalesceSpec),
     // A new strategy adds its variant here with its spec type, a `NAMES`
-    // entry, and an arm in `name`, `build`, `sim_strategy` and `from_str`.
+    // entry (in `crate::error::STRATEGY_NAMES`), and an arm in `name`,
+    // `build`, `sim_strategy` and `from_str`.
 }
 
 impl Default for StrategyConfig {
@@ -68,14 +67,7 @@ impl Default for StrategyConfig {
 
 impl StrategyConfig {
     /// Every strategy name, as written in a file.
-    pub const NAMES: [&'static str; 6] = [
-        "never",
-        "time-based",
-        "event-based",
-        "hybrid-lock",
-        "background",
-        "coalesce",
-    ];
+    pub const NAMES: [&'static str; 6] = STRATEGY_NAMES;
 
     /// The strategy's name, as written in a file.
     pub fn name(&self) -> &'static str {
@@ -125,31 +117,6 @@ impl StrategyConfig {
     #[cfg(feature = "toml")]
     pub fn from_toml(text: &str) -> Result<Self, ConfigError> {
         toml::from_str(text).map_err(ConfigError::parse)
-    }
-
-    /// Parses a list of strategies from a TOML document of `[[strategies]]`
-    /// tables (feature `toml`), each validated as [`build`](Self::build) does.
-    ///
-    /// ```
-    /// use composite_metrics::config::StrategyConfig;
-    ///
-    /// let list = StrategyConfig::list_from_toml(r#"
-    ///     [[strategies]]
-    ///     strategy = "never"
-    ///
-    ///     [[strategies]]
-    ///     strategy = "event-based"
-    ///     every = 50
-    /// "#)?;
-    /// assert_eq!(list.len(), 2);
-    /// assert_eq!(list[1].name(), "event-based");
-    /// # Ok::<(), composite_metrics::ConfigError>(())
-    /// ```
-    #[cfg(feature = "toml")]
-    pub fn list_from_toml(text: &str) -> Result<Vec<Self>, ConfigError> {
-        let list: StrategyList = toml::from_str(text).map_err(ConfigError::parse)?;
-        list.sim_strategies()?;
-        Ok(list.strategies)
     }
 }
 

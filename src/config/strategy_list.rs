@@ -41,3 +41,30 @@ impl StrategyList {
             .collect()
     }
 }
+
+impl StrategyConfig {
+    /// Parses a list of strategies from a TOML document of `[[strategies]]`
+    /// tables (feature `toml`), each validated as [`build`](Self::build) does.
+    ///
+    /// ```
+    /// use composite_metrics::config::StrategyConfig;
+    ///
+    /// let list = StrategyConfig::list_from_toml(r#"
+    ///     [[strategies]]
+    ///     strategy = "never"
+    ///
+    ///     [[strategies]]
+    ///     strategy = "event-based"
+    ///     every = 50
+    /// "#)?;
+    /// assert_eq!(list.len(), 2);
+    /// assert_eq!(list[1].name(), "event-based");
+    /// # Ok::<(), composite_metrics::ConfigError>(())
+    /// ```
+    #[cfg(feature = "toml")]
+    pub fn list_from_toml(text: &str) -> Result<Vec<Self>, ConfigError> {
+        let list: StrategyList = toml::from_str(text).map_err(ConfigError::parse)?;
+        list.sim_strategies()?;
+        Ok(list.strategies)
+    }
+}

@@ -9,7 +9,7 @@
 
 use std::borrow::Cow;
 
-use super::parse::{RawEvent, RawPayload};
+use super::raw_event::{RawEvent, RawPayload};
 
 /// Scans `json`; `None` means "let the serde path decide".
 pub(super) fn parse_fast(json: &str) -> Option<RawEvent<'_>> {

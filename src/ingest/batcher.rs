@@ -184,7 +184,7 @@ impl Batcher {
     /// is full: `batcher.send_async(event).await`. Works on any executor.
     pub fn send_async(&self, event: Event) -> SendFuture<'_> {
         SendFuture {
-            batcher: self,
+            queue: self.queue(),
             item: Some(Self::item(event, None)),
         }
     }
@@ -195,7 +195,7 @@ impl Batcher {
         let (responder, reply) = channel();
         SendReplyFuture {
             inner: SendFuture {
-                batcher: self,
+                queue: self.queue(),
                 item: Some(Self::item(event, Some(responder))),
             },
             reply: Some(reply),

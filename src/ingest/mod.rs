@@ -2,7 +2,6 @@
 //! producers and, with feature `redis`, a Redis Streams consumer
 //! (`StreamSource`).
 
-mod applied;
 mod batcher;
 mod batcher_config;
 mod batcher_stats;
@@ -11,12 +10,11 @@ mod queue;
 mod reply;
 mod send_future;
 
-pub use self::applied::Applied;
 pub use self::batcher::Batcher;
 pub use self::batcher_config::BatcherConfig;
 pub use self::batcher_stats::BatcherStats;
 pub use self::ingest_error::{IngestError, SendError, TrySendError};
-pub use self::reply::{EventResult, Reply};
+pub use self::reply::{Applied, EventResult, Reply};
 pub use self::send_future::{SendFuture, SendReplyFuture};
 
 #[cfg(feature = "redis")]

@@ -5,7 +5,9 @@ use std::task::{Context, Poll, Waker};
 
 use parking_lot::{Condvar, Mutex};
 
-use super::{Applied, IngestError};
+use super::IngestError;
+use crate::calculator::Delivery;
+use crate::metric::Metric;
 
 /// What happened to one event sent with a `*_with_reply` method.
 pub type EventResult = Result<Applied, IngestError>;
@@ -106,6 +108,26 @@ impl Future for Reply {
                 state.waker = Some(cx.waker().clone());
                 Poll::Pending
             }
+        }
+    }
+}
+
+/// A processed event, as its [`Reply`](super::Reply) reports it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Applied {
+    /// Applied, or a duplicate of an event id already applied (then
+    /// `metrics` is empty).
+    pub delivery: Delivery,
+    /// The event's metrics; the reply of a batch's last event also carries
+    /// the composite when the batch computed one.
+    pub metrics: Vec<crate::metric::Metric>,
+}
+
+impl Applied {
+    pub(crate) fn new(delivery: Delivery, metrics: &[Metric]) -> Self {
+        Self {
+            delivery,
+            metrics: metrics.to_vec(),
         }
     }
 }

@@ -2,21 +2,21 @@ use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
-use super::queue::{Item, PollPush};
-use super::{Batcher, Reply, SendError};
+use super::queue::{Item, PollPush, Queue};
+use super::{Reply, SendError};
 
-/// The future of [`Batcher::send_async`]: resolves once the event is in the
+/// The future of [`Batcher::send_async`](super::Batcher::send_async): resolves once the event is in the
 /// queue (waiting, without blocking the thread, while the queue is full).
 /// It needs no particular runtime: any executor that polls futures drives
 /// it. Dropping it before it resolves drops the event unsent.
 #[derive(Debug)]
 #[must_use = "futures do nothing unless polled"]
 pub struct SendFuture<'a> {
-    pub(crate) batcher: &'a Batcher,
+    pub(crate) queue: &'a Queue,
     pub(crate) item: Option<Item>,
 }
 
-/// The future of [`Batcher::send_async_with_reply`]: like [`SendFuture`],
+/// The future of [`Batcher::send_async_with_reply`](super::Batcher::send_async_with_reply): like [`SendFuture`],
 /// resolving to the [`Reply`] to await next.
 #[derive(Debug)]
 #[must_use = "futures do nothing unless polled"]
@@ -33,7 +33,7 @@ impl Future for SendFuture<'_> {
             // Polled again after it resolved: it already did its work.
             return Poll::Ready(Ok(()));
         };
-        match self.batcher.queue().poll_push(item, cx) {
+        match self.queue.poll_push(item, cx) {
             PollPush::Pushed => Poll::Ready(Ok(())),
             PollPush::Closed(item) => Poll::Ready(Err(SendError(Box::new(item.event)))),
             PollPush::Full(item) => {

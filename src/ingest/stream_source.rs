@@ -1,9 +1,8 @@
-use std::fmt;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use redis::{Connection, RedisError, Value};
+use redis::Value;
 
 use super::stream_entry::parse_entry;
 use super::{EntryError, StreamConfig, StreamStats};
@@ -12,8 +11,8 @@ use crate::clock::{Clock, SystemClock};
 use crate::error::{BackendError, Error};
 use crate::event::Event;
 use crate::metric::Metric;
+use crate::redis::{server_code, NodeLink, RedisConfig};
 use crate::schedule::CompositeScheduler;
-use crate::state::map_redis_error;
 
 /// One entry as read: its id, its fields (`None`: deleted from the stream
 /// while pending) and how often it was delivered.
@@ -56,14 +55,20 @@ struct RawEntry {
 /// on Redis Cluster the stream and the dead-letter stream must share a hash
 /// tag: name the stream `{events}` and the default dead-letter stream is
 /// `{events}:dead`. (The source talks to one node: point it at the node
-/// serving the stream's slot.) The source opens its own connection, with the configured
-/// timeouts, and reopens it after a connection error.
+/// serving the stream's slot.) The source opens its own connection, and
+/// reopens it after a connection error, as [`RedisState`](crate::RedisState)
+/// does: connecting within `connect_timeout`, every call within
+/// `connect_timeout + io_timeout` (a blocking read: `block` longer).
 #[derive(Debug)]
 pub struct StreamSource {
-    url: String,
+    link: NodeLink,
+    /// Round trips (the link counts them per caller).
+    trips: AtomicU64,
+    /// The link's reconnections already followed by a re-read of this
+    /// consumer's own pending entries.
+    reconnects: u64,
     config: StreamConfig,
     dead_letter: String,
-    con: Option<Conn>,
     clock: Arc<dyn Clock>,
     stats: StreamStats,
     own_pending: bool,
@@ -76,23 +81,30 @@ pub struct StreamSource {
     deliveries: Vec<(Delivery, usize)>,
 }
 
-struct Conn(Connection);
-
-impl fmt::Debug for Conn {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Connection")
-    }
-}
-
 impl StreamSource {
     /// Validates `config`, connects to `url` (`redis://` or, with feature
     /// `tls`, `rediss://`) and creates the group if it does not exist.
     pub fn connect(url: &str, config: StreamConfig) -> Result<Self, Error> {
         config.validate()?;
-        let mut source = Self {
-            url: url.to_owned(),
+        let timeouts = RedisConfig::default()
+            .with_connect_timeout(config.connect_timeout())
+            .with_read_timeout(config.io_timeout())
+            .with_write_timeout(config.io_timeout());
+        let mut create = redis::cmd("XGROUP");
+        create
+            .arg("CREATE")
+            .arg(config.stream())
+            .arg(config.group())
+            .arg(config.start_id())
+            .arg("MKSTREAM");
+        // Every new connection first creates the group (if it was deleted,
+        // or never existed).
+        let link = NodeLink::open_with_setup(url, timeouts, Some((&create, "BUSYGROUP")))?;
+        let source = Self {
+            link,
+            trips: AtomicU64::new(0),
+            reconnects: 0,
             dead_letter: config.dead_letter(),
-            con: None,
             clock: Arc::new(SystemClock),
             stats: StreamStats::default(),
             own_pending: true,
@@ -105,7 +117,6 @@ impl StreamSource {
             deliveries: Vec::with_capacity(config.count()),
             config,
         };
-        source.connection()?;
         Ok(source)
     }
 
@@ -199,61 +210,32 @@ impl StreamSource {
         self.stats
     }
 
-    fn connection(&mut self) -> Result<&mut Connection, Error> {
-        const OP: &str = "stream connect";
-        if self.con.is_none() {
-            let client =
-                redis::Client::open(self.url.as_str()).map_err(|e| map_redis_error(OP, e))?;
-            let con = client
-                .get_connection_with_timeout(self.config.connect_timeout())
-                .map_err(|e| map_redis_error(OP, e))?;
-            con.set_read_timeout(Some(self.config.block() + self.config.io_timeout()))
-                .map_err(|e| map_redis_error(OP, e))?;
-            con.set_write_timeout(Some(self.config.io_timeout()))
-                .map_err(|e| map_redis_error(OP, e))?;
-            let mut con = Conn(con);
-            let created: Result<Value, RedisError> = redis::cmd("XGROUP")
-                .arg("CREATE")
-                .arg(self.config.stream())
-                .arg(self.config.group())
-                .arg(self.config.start_id())
-                .arg("MKSTREAM")
-                .query(&mut con.0);
-            match created {
-                Ok(_) => {}
-                Err(e) if e.code() == Some("BUSYGROUP") => {}
-                Err(e) => return Err(map_redis_error("XGROUP CREATE", e).into()),
+    /// Runs one command (a blocking one waits `extra` longer for its reply).
+    fn query(
+        &mut self,
+        op: &'static str,
+        cmd: &redis::Cmd,
+        extra: Duration,
+    ) -> Result<Value, Error> {
+        let result = self.link.query(op, &self.trips, cmd, extra);
+        self.settled(result)
+    }
+
+    /// Follows up a call: after a reconnection this consumer first re-reads
+    /// what it left pending; after a missing group the connection is
+    /// dropped, so the next call's connection creates the group again.
+    fn settled<T>(&mut self, result: Result<T, BackendError>) -> Result<T, Error> {
+        if let Err(e) = &result {
+            if server_code(e) == Some("NOGROUP") {
+                self.link.disconnect();
             }
-            self.con = Some(con);
-            // A (re)connected consumer first re-reads what it left pending.
+        }
+        let reconnects = self.link.reconnects();
+        if reconnects != self.reconnects {
+            self.reconnects = reconnects;
             self.own_pending = true;
         }
-        match self.con.as_mut() {
-            Some(con) => Ok(&mut con.0),
-            // Set just above.
-            None => Err(BackendError::Other {
-                op: OP,
-                source: "no connection".into(),
-            }
-            .into()),
-        }
-    }
-
-    /// Runs one command on the connection; drops the connection after a
-    /// connection-level error or a missing group, so the next call reopens it.
-    fn query(&mut self, op: &'static str, cmd: &redis::Cmd) -> Result<Value, Error> {
-        let con = self.connection()?;
-        let result: Result<Value, RedisError> = cmd.query(con);
-        result.map_err(|e| self.failed(op, e))
-    }
-
-    fn failed(&mut self, op: &'static str, e: RedisError) -> Error {
-        let reopen =
-            e.code() == Some("NOGROUP") || !matches!(e.kind(), redis::ErrorKind::Server(_));
-        if reopen {
-            self.con = None;
-        }
-        map_redis_error(op, e).into()
+        Ok(result?)
     }
 
     fn read_group(&mut self, id: &str, block: Option<Duration>) -> Result<Vec<RawEntry>, Error> {
@@ -267,7 +249,7 @@ impl StreamSource {
             cmd.arg("BLOCK").arg(block.as_millis().max(1) as u64);
         }
         cmd.arg("STREAMS").arg(self.config.stream()).arg(id);
-        let reply = self.query("XREADGROUP", &cmd)?;
+        let reply = self.query("XREADGROUP", &cmd, block.unwrap_or_default())?;
         let entries = read_reply(&reply).ok_or_else(|| unexpected("XREADGROUP", &reply))?;
         if !entries.is_empty() {
             self.stats.reads += 1;
@@ -285,7 +267,7 @@ impl StreamSource {
             .arg(&self.claim_cursor)
             .arg("COUNT")
             .arg(self.config.count());
-        let reply = self.query("XAUTOCLAIM", &cmd)?;
+        let reply = self.query("XAUTOCLAIM", &cmd, Duration::ZERO)?;
         let parsed = match &reply {
             Value::Array(parts) => {
                 let cursor = parts.first().and_then(text);
@@ -324,7 +306,7 @@ impl StreamSource {
             .arg(&last.id)
             .arg(entries.len() * 2 + 16)
             .arg(self.config.consumer());
-        let reply = self.query("XPENDING", &cmd)?;
+        let reply = self.query("XPENDING", &cmd, Duration::ZERO)?;
         let Value::Array(rows) = &reply else {
             return Err(unexpected("XPENDING", &reply));
         };
@@ -444,9 +426,8 @@ impl StreamSource {
         for id in ack.iter().chain(dead.iter().map(|(e, _)| &e.id)) {
             pipe.arg(id);
         }
-        let con = self.connection()?;
-        let result: Result<Vec<Value>, RedisError> = pipe.query(con);
-        let replies = result.map_err(|e| self.failed("XACK", e))?;
+        let result = self.link.pipeline("XACK", &self.trips, &pipe);
+        let replies = self.settled(result)?;
         if let Some(Value::Int(n)) = replies.last() {
             self.stats.acked += (*n).max(0) as u64;
         }
@@ -469,9 +450,8 @@ impl StreamSource {
             .arg(self.config.stream())
             .cmd("XLEN")
             .arg(&self.dead_letter);
-        let con = self.connection()?;
-        let result: Result<Vec<Value>, RedisError> = pipe.query(con);
-        let replies = result.map_err(|e| self.failed(OP, e))?;
+        let result = self.link.pipeline(OP, &self.trips, &pipe);
+        let replies = self.settled(result)?;
         let bad = || -> Error {
             BackendError::Other {
                 op: OP,
@@ -504,7 +484,7 @@ impl StreamSource {
                     .arg("+")
                     .arg("COUNT")
                     .arg(1);
-                let reply = self.query(OP, &cmd)?;
+                let reply = self.query(OP, &cmd, Duration::ZERO)?;
                 entries(&reply)
                     .ok_or_else(bad)?
                     .into_iter()

@@ -5,7 +5,8 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use super::{
-    CompositeScheduler, CompositeScope, Decision, EventContext, SchedulerEnv, SchedulerStats,
+    BackgroundConfig, CompositeScheduler, CompositeScope, Decision, EventContext, SchedulerEnv,
+    SchedulerStats,
 };
 use crate::clock::Wake;
 use crate::error::{BackendError, ConfigError, Error};
@@ -14,143 +15,6 @@ use crate::state::{LockOutcome, LockToken, Scope};
 
 /// Sessions asked for per listing page in a per-session run.
 const LISTING_PAGE: usize = 1_000;
-
-/// Parameters of [`Background`].
-///
-/// # Default
-///
-/// `interval` 30 s, no jitter, not coordinated, `lease` 5 s.
-///
-/// ```
-/// use std::time::Duration;
-/// use composite_metrics::BackgroundConfig;
-///
-/// let config = BackgroundConfig::default()
-///     .with_interval(Duration::from_secs(10))
-///     .with_jitter(Duration::from_secs(1))
-///     .with_coordination(true);
-/// assert!(config.validate().is_ok());
-/// assert!(config.with_jitter(Duration::from_secs(20)).validate().is_err());
-/// ```
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct BackgroundConfig {
-    interval: Duration,
-    jitter: Duration,
-    coordinated: bool,
-    lease: Duration,
-}
-
-impl Default for BackgroundConfig {
-    fn default() -> Self {
-        Self {
-            interval: Duration::from_secs(30),
-            jitter: Duration::ZERO,
-            coordinated: false,
-            lease: Duration::from_secs(5),
-        }
-    }
-}
-
-impl BackgroundConfig {
-    /// Time between runs.
-    pub fn with_interval(mut self, d: Duration) -> Self {
-        self.interval = d;
-        self
-    }
-
-    /// Each run is delayed by a random amount below `jitter` (less than half
-    /// the interval), so processes started together spread out.
-    pub fn with_jitter(mut self, d: Duration) -> Self {
-        self.jitter = d;
-        self
-    }
-
-    /// Coordinate through the backend's lock and marker, so N calculators
-    /// sharing a backend compute about once per interval in all, not N times.
-    pub fn with_coordination(mut self, on: bool) -> Self {
-        self.coordinated = on;
-        self
-    }
-
-    /// Lease of the coordination lock.
-    pub fn with_lease(mut self, d: Duration) -> Self {
-        self.lease = d;
-        self
-    }
-
-    /// Every duration multiplied by `factor`.
-    pub fn scaled(self, factor: f64) -> Self {
-        Self {
-            interval: self.interval.mul_f64(factor),
-            jitter: self.jitter.mul_f64(factor),
-            lease: self.lease.mul_f64(factor),
-            coordinated: self.coordinated,
-        }
-    }
-
-    /// Time between runs.
-    pub fn interval(&self) -> Duration {
-        self.interval
-    }
-
-    /// The jitter bound.
-    pub fn jitter(&self) -> Duration {
-        self.jitter
-    }
-
-    /// Whether runs are coordinated across calculators.
-    pub fn coordinated(&self) -> bool {
-        self.coordinated
-    }
-
-    /// The coordination lease.
-    pub fn lease(&self) -> Duration {
-        self.lease
-    }
-
-    /// The marker age below which a coordinated run yields to another's:
-    /// nine tenths of `interval - jitter`. The calculator that ran last ticks
-    /// again between `interval - jitter` and `interval + jitter` later, so
-    /// it always finds the marker old enough (the tenth absorbs differences
-    /// in how long requests take to reach the backend), while the other
-    /// calculators' ticks in between yield: calculations start at least
-    /// `0.9 * (interval - jitter)` and at most `interval + jitter` apart.
-    pub fn min_interval(&self) -> Duration {
-        self.interval.saturating_sub(self.jitter).mul_f64(0.9)
-    }
-
-    /// Rejects a zero interval or lease, jitter of half the interval or more,
-    /// and a lease longer than [`min_interval`](Self::min_interval).
-    pub fn validate(&self) -> Result<(), ConfigError> {
-        if self.interval.as_millis() == 0 {
-            return Err(ConfigError::OutOfRange {
-                field: "interval",
-                reason: "must be at least one millisecond",
-            });
-        }
-        if self.lease.as_millis() == 0 {
-            return Err(ConfigError::OutOfRange {
-                field: "lease",
-                reason: "must be at least one millisecond",
-            });
-        }
-        if self.jitter * 2 >= self.interval {
-            return Err(ConfigError::OutOfRange {
-                field: "jitter",
-                reason: "must be less than half the interval",
-            });
-        }
-        if self.lease > self.min_interval() {
-            return Err(ConfigError::Order {
-                lower: "lease",
-                lower_value: self.lease,
-                upper: "(interval - jitter) * 0.9",
-                upper_value: self.min_interval(),
-            });
-        }
-        Ok(())
-    }
-}
 
 /// Recomputes the composite on its own thread every interval; the event path
 /// does no work at all.
@@ -304,7 +168,7 @@ struct Worker {
 
 impl Worker {
     fn jitter(&mut self) -> Duration {
-        let bound = self.config.jitter.as_nanos() as u64;
+        let bound = self.config.jitter().as_nanos() as u64;
         if bound == 0 {
             return Duration::ZERO;
         }
@@ -332,7 +196,7 @@ impl Worker {
     /// Moves past the tick that is due at `now`, skipping (and counting) the
     /// ticks that `now` is already past, and draws the next deadline.
     fn advance(&mut self, now: Duration) {
-        let interval = self.config.interval;
+        let interval = self.config.interval();
         let late = now.saturating_sub(self.deadline);
         let missed = (late.as_nanos() / interval.as_nanos()) as u64;
         self.counters
@@ -380,12 +244,12 @@ impl Worker {
     fn compute(&self, runs: &mut u64) -> Result<(), BackendError> {
         let backend = self.env.backend();
         let mut generation = None;
-        if self.config.coordinated {
+        if self.config.coordinated() {
             self.counters.lock_attempts.fetch_add(1, Ordering::Relaxed);
             let outcome = backend.try_lock(
                 Scope::Global,
                 self.token,
-                self.config.lease,
+                self.config.lease(),
                 self.config.min_interval(),
             )?;
             crate::telemetry::lock_attempt("background", &outcome);
@@ -396,7 +260,7 @@ impl Worker {
             self.counters.locks_acquired.fetch_add(1, Ordering::Relaxed);
         }
         let result = self.compute_all(generation, runs);
-        if self.config.coordinated && !backend.unlock(Scope::Global, self.token)? {
+        if self.config.coordinated() && !backend.unlock(Scope::Global, self.token)? {
             self.counters.leases_lost.fetch_add(1, Ordering::Relaxed);
             crate::telemetry::lease_lost("background");
         }
@@ -471,7 +335,7 @@ impl CompositeScheduler for Background {
         let token = LockToken::random();
         // The first deadline is fixed now, so a test that advances a manual
         // clock right after building never races the thread's start.
-        let first = env.clock().now() + self.config.interval;
+        let first = env.clock().now() + self.config.interval();
         let mut worker = Worker {
             env: env.clone(),
             calculations: crate::telemetry::TimerCalculations::new("background"),

@@ -1,7 +1,7 @@
 //! The composite productivity score.
 
-mod inputs;
-mod weights;
+mod composite_inputs;
+mod score_weights;
 
-pub use self::inputs::CompositeInputs;
-pub use self::weights::ScoreWeights;
+pub use self::composite_inputs::CompositeInputs;
+pub use self::score_weights::ScoreWeights;

@@ -1,6 +1,6 @@
 use std::time::{Duration, Instant};
 
-use super::{LaneOps, LoadProfile, Recorder, RunReport, SimConfig, SimError, Strategy};
+use super::{LoadProfile, Recorder, RunReport, SimConfig, SimError, Strategy};
 use crate::calculator::MetricsCalculator;
 use crate::clock::ManualClock;
 use crate::error::SinkError;
@@ -143,4 +143,14 @@ impl<S: CompositeScheduler> LaneOps for Lane<S> {
         report.wall_time = self.wall + entered.elapsed();
         Ok(report)
     }
+}
+
+/// One strategy's simulation, driven event by event, so that several
+/// strategies can run in lockstep over the same events.
+pub(crate) trait LaneOps {
+    /// Processes `event`, which arrived at offset `at` for worker `w`.
+    fn event(&mut self, at: Duration, w: usize, event: &Event);
+
+    /// Runs the remaining background ticks up to `end` and reports.
+    fn finish(self: Box<Self>, end: Duration) -> Result<RunReport, SimError>;
 }

@@ -5,32 +5,32 @@
 //! Both implement [`StateBackend`], including its coordination operations,
 //! each of which is one round trip on a remote backend.
 
-mod backend;
-mod lock;
-mod memory;
+mod lock_outcome;
+mod lock_token;
 mod memory_config;
+mod memory_state;
 mod observation;
-mod ops;
+mod op_counts;
 mod rule;
 mod scope;
 mod session_page;
+mod state_backend;
 
 #[cfg(feature = "redis")]
 mod redis;
 
-pub use self::backend::StateBackend;
-pub(crate) use self::lock::next_generation;
-pub use self::lock::{LockOutcome, LockToken};
-pub use self::memory::{Footprint, MemoryState};
+pub(crate) use self::lock_outcome::next_generation;
+pub use self::lock_outcome::LockOutcome;
+pub use self::lock_token::LockToken;
 pub use self::memory_config::MemoryConfig;
+pub use self::memory_state::{Footprint, MemoryState};
 pub use self::observation::{Observation, SessionSummary};
-pub use self::ops::OpCounts;
+pub use self::op_counts::OpCounts;
 pub use self::scope::Scope;
 pub use self::session_page::{SessionCursor, SessionPage};
+pub use self::state_backend::StateBackend;
 
 #[cfg(feature = "redis")]
-pub(crate) use self::redis::{
-    map_error as map_redis_error, unexpected as unexpected_reply, Keys, Link, LuaScript,
-};
+pub use self::redis::RedisState;
 #[cfg(feature = "redis")]
-pub use self::redis::{RedisConfig, RedisState};
+pub use crate::redis::RedisConfig;

@@ -4,15 +4,15 @@
 //! These are the building blocks of [`MemoryState`](crate::state::MemoryState)
 //! and the reference every backend is tested against.
 
-mod decisions;
-mod latency;
-mod rate;
-mod summary;
+mod decision_window;
+mod latency_summary;
+mod latency_window;
+mod rate_window;
 
-pub use self::decisions::DecisionWindow;
-pub use self::latency::LatencyWindow;
-pub use self::rate::RateWindow;
-pub use self::summary::{nearest_rank, LatencySummary, MAX_EXACT_MS};
+pub use self::decision_window::DecisionWindow;
+pub use self::latency_summary::{nearest_rank, LatencySummary, MAX_EXACT_MS};
+pub use self::latency_window::LatencyWindow;
+pub use self::rate_window::RateWindow;
 
 /// How many values a window keeps: the last 100, duplicates included.
 pub const WINDOW: usize = 100;

@@ -39,8 +39,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use ::redis::Value;
 use parking_lot::Mutex;
 
-use super::reply::{array, at, int, text, unexpected};
 use crate::error::BackendError;
+use crate::redis::{array, at, int, text, unexpected};
 
 /// A script's body with `prelude.lua` (flags shebang, `cm_wrongtype`,
 /// `cm_epoch`) in front.

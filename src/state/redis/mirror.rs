@@ -9,9 +9,9 @@ use std::time::Duration;
 use ::redis::Value;
 
 use super::record_plan::{Owner, Plan};
-use super::reply::{array, at, int, text, uint, unexpected};
 use crate::error::BackendError;
 use crate::event::Event;
+use crate::redis::{array, at, int, text, uint, unexpected};
 use crate::state::rule::{Counter, CounterSet, Counts, Session, SharedState};
 use crate::state::Observation;
 use crate::window::{DecisionWindow, LatencyWindow, RateWindow};

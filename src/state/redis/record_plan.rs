@@ -6,9 +6,8 @@ use std::time::Duration;
 use foldhash::HashMap;
 
 use super::epoch::Epoch;
-use super::keys::{Keys, EVENT_ID, SESSION, SESSION_DECISIONS, TOOL};
-use super::resp::{digits, Packed};
 use crate::event::Event;
+use crate::redis::{digits, Keys, Packed, EVENT_ID, SESSION, SESSION_DECISIONS, TOOL};
 use crate::state::rule::{change, Counter, CounterSet, Counts, SessionChange};
 
 /// Keys of the record script before the event-id keys: meta, totals, rate,

@@ -7,16 +7,13 @@ use ::redis::Value;
 use parking_lot::Mutex;
 
 use super::epoch::{with_prelude, Epoch};
-use super::keys::Keys;
-use super::link::{Link, LuaScript};
 use super::mirror::Mirror;
 use super::record_plan::{Args, Plan};
-use super::reply::{array, at, int, text, uint, unexpected};
-use super::resp::Packed;
-use super::script_error::typed;
-use super::RedisConfig;
 use crate::error::BackendError;
 use crate::event::Event;
+use crate::redis::{
+    array, at, int, text, typed, uint, unexpected, Keys, Link, LuaScript, Packed, RedisConfig,
+};
 use crate::score::CompositeInputs;
 use crate::state::{
     LockOutcome, LockToken, Observation, OpCounts, Scope, SessionCursor, SessionPage, StateBackend,
@@ -256,12 +253,12 @@ impl RedisState {
         const OP: &str = "connect";
         let keys = Keys::new(link.config().key_prefix());
         let state = Self {
-            link,
             keys,
             scripts,
             counters: Counters::default(),
             epoch: Epoch::new(),
-            scratch: Mutex::default(),
+            scratch: Mutex::new(Scratch::new(&link)),
+            link,
         };
         let candidate = state.epoch.candidate();
         let meta = [state.keys.meta.as_str()];
@@ -309,7 +306,7 @@ impl RedisState {
         // them: it packs into fresh ones and asks for the whole windows.
         match self.scratch.try_lock() {
             Some(mut scratch) => self.apply_with(&mut scratch, events, now, emit),
-            None => self.apply_with(&mut Scratch::default(), events, now, emit),
+            None => self.apply_with(&mut Scratch::new(&self.link), events, now, emit),
         }
     }
 
@@ -355,16 +352,9 @@ impl RedisState {
             plan.pack(p, &self.keys, events, now, &args);
             let script = &self.scripts.record;
             p.head_evalsha(script.sha());
-            let packed: &Packed = p;
             let reply = self
                 .link
-                .eval_packed(
-                    OP,
-                    &self.counters.record_trips,
-                    script,
-                    packed.command(),
-                    &|| packed.eval(script.body()),
-                )
+                .eval_packed(OP, &self.counters.record_trips, script, p)
                 .map_err(|e| {
                     let keys = plan.key_names(&self.keys, events);
                     let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
@@ -420,11 +410,22 @@ impl RedisState {
 
 /// A worker's reused buffers: the packed command, the batch's plan and
 /// its copies of the shared windows.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct Scratch {
     packed: Packed,
     mirror: Mirror,
     plan: Plan,
+}
+
+impl Scratch {
+    /// Empty buffers for commands sent over `link`.
+    fn new(link: &Link) -> Self {
+        Self {
+            packed: link.packed(),
+            mirror: Mirror::default(),
+            plan: Plan::default(),
+        }
+    }
 }
 
 impl StateBackend for RedisState {

@@ -2,7 +2,7 @@ use std::borrow::Cow;
 use std::sync::{Arc, LazyLock};
 use std::time::SystemTime;
 
-use super::{EventType, Payload};
+use super::EventType;
 use crate::error::EventError;
 
 /// Longest accepted `session_id`, in bytes.
@@ -436,4 +436,18 @@ impl Event {
         }
         Ok(())
     }
+}
+
+/// The `payload` object of an [`Event`](super::Event).
+///
+/// Every field is optional, and absent means *unknown*: success and
+/// acceptance rates count only explicit values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Payload {
+    /// Whether a tool run succeeded.
+    pub success: Option<bool>,
+    /// Whether an edit was accepted (`false`: rejected).
+    pub accepted: Option<bool>,
+    /// Length of a user prompt, in characters.
+    pub prompt_length: Option<u64>,
 }

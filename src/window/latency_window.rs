@@ -1,4 +1,4 @@
-use super::summary::{order_key, to_units};
+use super::latency_summary::{order_key, to_units};
 use super::{LatencySummary, WINDOW};
 
 /// The last [`WINDOW`] values in arrival order, also kept sorted so that

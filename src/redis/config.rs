@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use crate::error::ConfigError;
 
-/// How a [`RedisState`](super::RedisState) (and a
+/// How a [`RedisState`](crate::state::RedisState) (and a
 /// [`RedisSink`](crate::sink::RedisSink)) talks to Redis and what it keeps there.
 ///
 /// Every key lives under `{namespace}:`; the braces make the namespace a
@@ -25,7 +25,7 @@ use crate::error::ConfigError;
 /// other threads using the same state or sink), opening it, sending the
 /// request, and reading the reply.
 ///
-/// - Connecting ([`RedisState::connect`](super::RedisState::connect),
+/// - Connecting ([`RedisState::connect`](crate::state::RedisState::connect),
 ///   [`RedisSink::connect`](crate::sink::RedisSink::connect)) returns within
 ///   `connect_timeout`: name resolution, TCP connect, the TLS handshake,
 ///   `AUTH`, `SELECT` and a `PING` included.
@@ -42,7 +42,7 @@ use crate::error::ConfigError;
 /// a server that keeps sending a reply one byte at a time can stretch a
 /// read, since each read of the socket restarts its wait.
 ///
-/// On a Redis Cluster ([`RedisState::connect_cluster`](super::RedisState::connect_cluster),
+/// On a Redis Cluster ([`RedisState::connect_cluster`](crate::state::RedisState::connect_cluster),
 /// [`RedisSink::connect_cluster`](crate::sink::RedisSink::connect_cluster))
 /// the same bounds hold, measured the same way: connecting (reaching a seed
 /// node, reading the slot map, connecting to every primary and loading the

@@ -7,7 +7,8 @@ use ::redis::Value;
 use super::{Fenced, MetricSink};
 use crate::error::{BackendError, SinkError};
 use crate::metric::{Category, Metric};
-use crate::state::{Keys, Link, LockToken, LuaScript, RedisConfig};
+use crate::redis::{Keys, Link, LuaScript, RedisConfig, SERIES};
+use crate::state::LockToken;
 
 /// Records metrics in Redis (feature `redis`): the latest value of every
 /// series in one hash, and a time series per metric in a sorted set trimmed
@@ -65,7 +66,6 @@ use crate::state::{Keys, Link, LockToken, LuaScript, RedisConfig};
 /// ```
 pub struct RedisSink {
     link: Link,
-    prefix: String,
     keys: Keys,
     script: LuaScript,
     retention: [Duration; 4],
@@ -79,7 +79,7 @@ pub struct RedisSink {
 impl fmt::Debug for RedisSink {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RedisSink")
-            .field("prefix", &self.prefix)
+            .field("prefix", &self.keys.prefix)
             .field("retention", &self.retention)
             .field("link", &self.link)
             .finish_non_exhaustive()
@@ -116,14 +116,13 @@ impl RedisSink {
     }
 
     fn with_link(link: Link, script: LuaScript) -> Self {
-        let prefix = link.config().key_prefix();
+        let keys = Keys::new(link.config().key_prefix());
         Self {
             link,
-            keys: Keys::new(prefix.clone()),
+            keys,
             script,
             fence_memory: Duration::from_secs(24 * 3600),
             refused: AtomicU64::new(0),
-            prefix,
             retention: [
                 Duration::from_secs(24 * 3600),
                 Duration::from_secs(7 * 24 * 3600),
@@ -162,7 +161,7 @@ impl RedisSink {
 
     /// The hash of latest values: `{ns}:latest`.
     pub fn latest_key(&self) -> String {
-        format!("{}latest", self.prefix)
+        self.keys.latest.clone()
     }
 
     /// The field of a metric in [`latest_key`](Self::latest_key):
@@ -176,7 +175,7 @@ impl RedisSink {
 
     /// The sorted set holding a metric's series: `{ns}:series:<field>`.
     pub fn series_key(&self, metric: &Metric) -> String {
-        format!("{}series:{}", self.prefix, Self::field(metric))
+        self.keys.family(SERIES, &Self::field(metric))
     }
 
     /// Round trips to Redis so far.
@@ -197,11 +196,11 @@ impl MetricSink for RedisSink {
         };
         let fence_ttl = u64::try_from(self.fence_memory.as_millis()).unwrap_or(u64::MAX);
         let mut keys = Vec::with_capacity(1 + 2 * metrics.len());
-        keys.push(self.latest_key());
+        keys.push(self.keys.latest.clone());
         let mut args = Vec::with_capacity(metrics.len());
         for m in metrics {
             let field = Self::field(m);
-            keys.push(format!("{}series:{field}", self.prefix));
+            keys.push(self.keys.family(SERIES, &field));
             keys.push(self.keys.sink_generation_of(m.session.as_deref()));
             let retention = self.retention(m.category);
             let retention_ms = u64::try_from(retention.as_millis()).unwrap_or(u64::MAX);
@@ -262,7 +261,7 @@ impl MetricSink for RedisSink {
 /// Reads the script's `{refused, first refused generation, newest}`.
 fn fenced_reply(v: &Value) -> Result<(u64, u64, u64), BackendError> {
     const OP: &str = "sink record";
-    let bad = || crate::state::unexpected_reply(OP, "not {refused, generation, newest}");
+    let bad = || crate::redis::unexpected(OP, "not {refused, generation, newest}");
     let Value::Array(items) = v else {
         return Err(bad());
     };

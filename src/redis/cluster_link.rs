@@ -3,7 +3,6 @@
 
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use ::redis::cluster::{ClusterClient, ClusterClientBuilder, ClusterConnection};
@@ -13,7 +12,10 @@ use ::redis::cluster_routing::{
 use ::redis::{Cmd, ConnectionLike, ErrorKind, RedisError, ServerErrorKind, Value};
 use parking_lot::Mutex;
 
-use super::link::{keeps, left, map_error, map_reply_error, LuaScript};
+use super::deadline::{connect_within, keeps, left};
+use super::error::{breaks_connection, closed_by_server, map_error, map_reply_error};
+use super::lua_script::LuaScript;
+use super::tls;
 use super::RedisConfig;
 use crate::error::{BackendError, ConfigError};
 
@@ -109,34 +111,19 @@ impl ClusterLink {
                 reason: "at least one seed node URL is needed",
             }));
         }
-        let tls = seeds
-            .iter()
-            .any(|u| u.starts_with("rediss:") || u.starts_with("valkeys:"));
-        if cfg!(not(feature = "tls")) && tls {
-            return Err(BackendError::InvalidConfig(ConfigError::OutOfRange {
-                field: "url",
-                reason: "a `rediss://` URL needs the crate's `tls` feature",
-            }));
-        }
+        let tls_files = tls::uses_files(seeds, &config)?;
         let builder = ClusterClientBuilder::new(seeds.to_vec())
             .connection_timeout(config.connect_timeout())
             .response_timeout(config.read_timeout())
             .retries(0);
         #[cfg(feature = "tls")]
-        let builder = {
-            let has_files = config.tls_ca_file().is_some() || config.tls_client_cert().is_some();
-            if has_files && !tls {
-                return Err(BackendError::InvalidConfig(ConfigError::OutOfRange {
-                    field: "tls_ca_file",
-                    reason: "TLS files need a `rediss://` URL",
-                }));
-            }
-            if has_files {
-                builder.certs(super::link::tls_certificates(&config)?)
-            } else {
-                builder
-            }
+        let builder = if tls_files {
+            builder.certs(tls::certificates(&config)?)
+        } else {
+            builder
         };
+        #[cfg(not(feature = "tls"))]
+        let _ = tls_files;
         let client = builder.build().map_err(|e| map_error(OP, e))?;
         let link = Self {
             client,
@@ -144,7 +131,7 @@ impl ClusterLink {
             con: Mutex::new(None),
             reconnects: AtomicU64::new(0),
         };
-        let bodies: Vec<&'static str> = scripts.iter().map(|s| s.body).collect();
+        let bodies: Vec<&'static str> = scripts.iter().map(|s| s.body()).collect();
         let open = link.connect(deadline, bodies)?;
         *link.con.lock() = Some(open);
         Ok(link)
@@ -164,48 +151,27 @@ impl ClusterLink {
     /// a helper thread, which the caller stops waiting for at `deadline`.
     /// An abandoned attempt's thread ends when the library gives up.
     fn connect(&self, deadline: Instant, scripts: Vec<&'static str>) -> Result<Open, BackendError> {
-        const OP: &str = "connect";
-        let budget = left(deadline).map_err(|e| map_error(OP, e))?;
         let client = self.client.clone();
         let write = self.config.write_timeout();
-        let (tx, rx) = mpsc::sync_channel(1);
-        std::thread::Builder::new()
-            .name("cm-redis-cluster-connect".to_owned())
-            .spawn(move || {
-                let result = (|| {
-                    let mut con = client.get_connection()?;
-                    con.set_write_timeout(Some(write))?;
-                    let all = RoutingInfo::MultiNode((
-                        MultipleNodeRoutingInfo::AllMasters,
-                        Some(ResponsePolicy::AllSucceeded),
-                    ));
-                    for body in scripts {
-                        let mut load = ::redis::cmd("SCRIPT");
-                        load.arg("LOAD").arg(body);
-                        con.route_command(&load, all.clone())?;
-                    }
-                    Ok::<_, RedisError>(con)
-                })();
-                // The receiver may be gone (deadline passed): nothing to do then.
-                let _ = tx.send(result);
-            })
-            .map_err(|e| BackendError::Connection {
-                op: OP,
-                source: Box::new(e),
-            })?;
-        match rx.recv_timeout(budget) {
-            Ok(Ok(con)) => Ok(Open {
-                con,
-                read: None,
-                write: Some(write),
-            }),
-            Ok(Err(e)) => Err(map_error(OP, e)),
-            Err(mpsc::RecvTimeoutError::Timeout) => Err(BackendError::Timeout { op: OP }),
-            Err(mpsc::RecvTimeoutError::Disconnected) => Err(BackendError::Connection {
-                op: OP,
-                source: "the connect thread ended without an answer".into(),
-            }),
-        }
+        let con = connect_within("cm-redis-cluster-connect", deadline, move |_| {
+            let mut con = client.get_connection()?;
+            con.set_write_timeout(Some(write))?;
+            let all = RoutingInfo::MultiNode((
+                MultipleNodeRoutingInfo::AllMasters,
+                Some(ResponsePolicy::AllSucceeded),
+            ));
+            for body in scripts {
+                let mut load = ::redis::cmd("SCRIPT");
+                load.arg("LOAD").arg(body);
+                con.route_command(&load, all.clone())?;
+            }
+            Ok(con)
+        })?;
+        Ok(Open {
+            con,
+            read: None,
+            write: Some(write),
+        })
     }
 
     /// Runs a script with `EVALSHA`, routed by the slot of `keys[0]` (all of
@@ -219,14 +185,27 @@ impl ClusterLink {
         keys: &[&str],
         args: &dyn Fn(&mut Cmd),
     ) -> Result<Value, BackendError> {
-        let deadline = Instant::now() + self.config.connect_timeout() + self.config.read_timeout();
         let build = |name: &str, first: &str| {
             let mut cmd = ::redis::cmd(name);
             cmd.arg(first).arg(keys.len()).arg(keys);
             args(&mut cmd);
             cmd
         };
-        let evalsha = build("EVALSHA", &script.sha);
+        self.call(op, trips, &build("EVALSHA", script.sha()), &|| {
+            build("EVAL", script.body())
+        })
+    }
+
+    /// Runs a script from its `EVALSHA` command, as [`eval`](Self::eval)
+    /// does; `eval` builds the `EVAL` command, sent after `NOSCRIPT`.
+    pub(crate) fn call(
+        &self,
+        op: &'static str,
+        trips: &AtomicU64,
+        evalsha: &Cmd,
+        eval: &dyn Fn() -> Cmd,
+    ) -> Result<Value, BackendError> {
+        let deadline = Instant::now() + self.config.connect_timeout() + self.config.read_timeout();
         let Some(mut guard) = self.con.try_lock_until(deadline) else {
             return Err(BackendError::Timeout { op });
         };
@@ -244,9 +223,7 @@ impl ClusterLink {
                     guard.insert(self.connect(connect_deadline, Vec::new())?)
                 }
             };
-            let result = self.attempt(open, deadline, trips, &target, &evalsha, || {
-                build("EVAL", script.body)
-            });
+            let result = self.attempt(open, deadline, trips, &target, evalsha, eval);
             let e = match result {
                 Ok(v) => return Ok(v),
                 Err(e) => e,
@@ -279,15 +256,11 @@ impl ClusterLink {
                     backoff = (backoff * 2).min(MAX_BACKOFF);
                 }
                 _ => {
-                    let broken = e.is_timeout()
-                        || e.is_io_error()
-                        || e.is_connection_dropped()
-                        || e.is_unrecoverable_error();
+                    let broken = breaks_connection(&e);
                     if broken {
                         *guard = None;
                     }
-                    let closed_by_server = e.is_connection_dropped() && !e.is_timeout();
-                    if broken && closed_by_server && !fresh && !retried {
+                    if broken && closed_by_server(&e) && !fresh && !retried {
                         retried = true;
                         target = Target::Slot;
                         continue;
@@ -311,7 +284,7 @@ impl ClusterLink {
         trips: &AtomicU64,
         target: &Target,
         evalsha: &Cmd,
-        eval: impl Fn() -> Cmd,
+        eval: &dyn Fn() -> Cmd,
     ) -> Result<Value, RedisError> {
         let send = |open: &mut Open, cmd: &Cmd| -> Result<Value, RedisError> {
             open.bound(deadline, &self.config)?;

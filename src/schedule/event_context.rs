@@ -11,18 +11,16 @@ pub struct EventContext<'a> {
     pub now: Duration,
     /// The event's session.
     pub session: &'a Arc<str>,
-    /// Whose composite is scheduled.
+    /// How the calculator divides its composite (the setting; the
+    /// composite this event counts toward is [`state_scope`](Self::state_scope)).
     pub scope: CompositeScope,
     /// The shared backend, for coordination.
     pub backend: &'a dyn StateBackend,
 }
 
 impl<'a> EventContext<'a> {
-    /// The backend scope this event's composite is about.
+    /// The composite this event counts toward: its [`Scope`] in the backend.
     pub fn state_scope(&self) -> Scope<'a> {
-        match self.scope {
-            CompositeScope::Global => Scope::Global,
-            CompositeScope::PerSession => Scope::Session(self.session),
-        }
+        self.scope.scope_of(self.session)
     }
 }

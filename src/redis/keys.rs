@@ -16,10 +16,6 @@
 //!
 //! [`RedisConfig::validate`]: super::RedisConfig::validate
 
-// Some families are used only by the fencing work and by RedisSink (which
-// builds its own keys); remove this once each is used.
-#![allow(dead_code)]
-
 use crate::state::Scope;
 
 /// Family tag: a session's hash.
@@ -81,7 +77,8 @@ pub(crate) struct Keys {
     pub(crate) latest_generation: String,
 }
 
-/// The fixed names (none contains `:`).
+/// The fixed names (none contains `:`), for the disjointness test.
+#[cfg(test)]
 pub(crate) const FIXED: [&str; 13] = [
     "totals",
     "latency",

@@ -70,7 +70,7 @@ impl SchedulerEnv {
         &self.inner.sink
     }
 
-    /// Whose composite is computed.
+    /// How the composite is divided: one global, or one per session.
     pub fn scope(&self) -> CompositeScope {
         self.inner.scope
     }

@@ -1,5 +1,7 @@
 //! Packing an `EVALSHA` command straight into a reused buffer: no `Cmd`, no
-//! `String` per key or number.
+//! `String` per key or number. For a cluster, whose client routes a `Cmd`,
+//! the buffer also keeps where each argument lies, so the `Cmd` is built
+//! from the arguments without parsing the packed command back.
 
 use std::fmt::Write as _;
 
@@ -9,7 +11,7 @@ const HEAD: usize = 96;
 
 /// A command being packed (RESP): the arguments after the script's SHA are
 /// appended first, the head is written in front of them by
-/// [`evalsha`](Self::evalsha).
+/// [`head_evalsha`](Self::head_evalsha).
 #[derive(Debug, Default)]
 pub(crate) struct Packed {
     buf: Vec<u8>,
@@ -17,6 +19,9 @@ pub(crate) struct Packed {
     start: usize,
     /// Where the arguments start in `buf`.
     args_at: usize,
+    /// For a cluster ([`for_cluster`](Self::for_cluster)): each argument's
+    /// bytes, as (start from `args_at`, length).
+    spans: Option<Vec<(usize, usize)>>,
 }
 
 /// Formats into a stack buffer (for one number).
@@ -50,6 +55,15 @@ pub(crate) fn digits(mut v: u64, out: &mut [u8; 20]) -> usize {
 }
 
 impl Packed {
+    /// A buffer that also keeps where each argument lies, for
+    /// [`cmd`](Self::cmd) (a cluster's client routes a `Cmd`).
+    pub(crate) fn for_cluster() -> Self {
+        Self {
+            spans: Some(Vec::new()),
+            ..Self::default()
+        }
+    }
+
     /// Starts a new command, keeping the buffer's capacity.
     pub(crate) fn clear(&mut self) {
         self.buf.clear();
@@ -57,6 +71,17 @@ impl Packed {
         self.args = 0;
         self.start = HEAD;
         self.args_at = HEAD;
+        if let Some(spans) = &mut self.spans {
+            spans.clear();
+        }
+    }
+
+    /// Notes that the argument just appended holds `len` bytes, ending
+    /// before its `\r\n` at the buffer's end.
+    fn span(&mut self, len: usize) {
+        if let Some(spans) = &mut self.spans {
+            spans.push((self.buf.len() - len - self.args_at, len));
+        }
     }
 
     fn len_prefix(&mut self, marker: u8, len: usize) {
@@ -74,6 +99,7 @@ impl Packed {
         for p in parts {
             self.buf.extend_from_slice(p);
         }
+        self.span(len);
         self.buf.extend_from_slice(b"\r\n");
         self.args += 1;
     }
@@ -119,6 +145,7 @@ impl Packed {
                 .chain(*b"\r\n"),
         );
         debug_assert_eq!(self.buf.len(), at + prefix_len + len);
+        self.span(len);
         self.buf.extend_from_slice(b"\r\n");
         self.args += 1;
     }
@@ -192,6 +219,20 @@ impl Packed {
     fn arguments(&self) -> &[u8] {
         self.buf.get(self.args_at..).unwrap_or(&[])
     }
+
+    /// The command `name first <arguments>` as a `Cmd` (for a cluster's
+    /// client), built from the arguments' bytes; `None` for a buffer not
+    /// made [`for_cluster`](Self::for_cluster).
+    pub(crate) fn cmd(&self, name: &str, first: &str) -> Option<::redis::Cmd> {
+        let spans = self.spans.as_ref()?;
+        let args = self.arguments();
+        let mut cmd = ::redis::cmd(name);
+        cmd.arg(first);
+        for &(at, len) in spans {
+            cmd.arg(args.get(at..at + len)?);
+        }
+        Some(cmd)
+    }
 }
 
 #[cfg(test)]
@@ -208,7 +249,7 @@ mod tests {
     #[test]
     fn packs_like_the_client_library() {
         let sha = "0123456789abcdef0123456789abcdef01234567";
-        let mut p = Packed::default();
+        let mut p = Packed::for_cluster();
         for round in 0..2 {
             p.clear();
             p.uint(3);
@@ -245,7 +286,10 @@ mod tests {
                     .arg("abc-12");
             });
             assert_eq!(p.eval("return 1"), want_eval);
+            let rebuilt = p.cmd("EVALSHA", sha).map(|c| c.get_packed_command());
+            assert_eq!(rebuilt.as_deref(), Some(&want[..]), "round {round}");
         }
+        assert!(Packed::default().cmd("EVALSHA", "x").is_none());
     }
 
     #[test]

@@ -63,6 +63,7 @@ impl RateWindow {
     /// in the 60 seconds ending there): what a remote backend tells of its
     /// own window. Recording into it at seconds up to `newest` counts as in
     /// the window it stands for; its figures are exact until it moves on.
+    #[cfg(feature = "redis")]
     pub(crate) const fn resume(newest: u64, total: u64) -> Self {
         Self {
             slots: [(0, 0); SLOTS],
