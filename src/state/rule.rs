@@ -56,6 +56,7 @@ impl Counter {
     ];
 
     /// Its field name in a Redis hash.
+    #[cfg(feature = "redis")]
     pub(crate) fn field(self) -> &'static str {
         match self {
             Counter::Events => "events",
@@ -78,6 +79,7 @@ impl Counts {
         self.0[c as usize]
     }
 
+    #[cfg(feature = "redis")]
     pub(crate) fn set(&mut self, c: Counter, value: u64) {
         self.0[c as usize] = value;
     }
@@ -223,9 +225,11 @@ pub(crate) fn change(e: &Event, now: Duration) -> Change<'_> {
 }
 
 /// A set of counters.
+#[cfg(feature = "redis")]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub(crate) struct CounterSet(u8);
 
+#[cfg(feature = "redis")]
 impl CounterSet {
     pub(crate) fn with(self, c: Counter) -> Self {
         Self(self.0 | 1 << c as u8)
@@ -245,8 +249,9 @@ impl CounterSet {
 }
 
 /// Which parts of the state before a change its observation reads: a
-/// remote backend returns only these. Kept in step with
+/// remote backend returns only these (the Redis backend, feature `redis`). Kept in step with
 /// [`SharedState::observe`], line for line.
+#[cfg(feature = "redis")]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub(crate) struct Reads {
     /// The namespace's counters.
@@ -259,6 +264,7 @@ pub(crate) struct Reads {
     pub(crate) session_start: bool,
 }
 
+#[cfg(feature = "redis")]
 impl Change<'_> {
     /// What [`SharedState::observe`] reads for this change.
     pub(crate) fn reads(&self) -> Reads {
