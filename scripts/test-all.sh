@@ -26,6 +26,8 @@ if ! python3 -c 'import venv, ensurepip' >/dev/null 2>&1; then
 fi
 
 cargo fmt --all -- --check
+# No import circles between the files of src/.
+python3 scripts/import-circles.py
 cargo clippy --workspace --all-targets --all-features -- -D warnings
 RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --all-features
 cargo bench --all-features --no-run
