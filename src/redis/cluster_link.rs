@@ -185,14 +185,8 @@ impl ClusterLink {
         keys: &[&str],
         args: &dyn Fn(&mut Cmd),
     ) -> Result<Value, BackendError> {
-        let build = |name: &str, first: &str| {
-            let mut cmd = ::redis::cmd(name);
-            cmd.arg(first).arg(keys.len()).arg(keys);
-            args(&mut cmd);
-            cmd
-        };
-        self.call(op, trips, &build("EVALSHA", script.sha()), &|| {
-            build("EVAL", script.body())
+        self.call(op, trips, &script.cmd(true, keys, args), &|| {
+            script.cmd(false, keys, args)
         })
     }
 

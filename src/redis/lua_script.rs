@@ -2,6 +2,8 @@
 
 use std::fmt;
 
+use ::redis::Cmd;
+
 /// A Lua script: its body and SHA1, run with `EVALSHA`, falling back to
 /// `EVAL` (which also caches it again) when the server answers `NOSCRIPT`
 /// (after `SCRIPT FLUSH` or a restart).
@@ -32,5 +34,20 @@ impl LuaScript {
     /// The script's body, as `EVAL` sends it.
     pub(crate) fn body(&self) -> &'static str {
         self.body
+    }
+
+    /// `EVALSHA` (`cached`) or `EVAL` of the script with `keys`, then the
+    /// arguments `args` appends.
+    pub(crate) fn cmd(&self, cached: bool, keys: &[&str], args: &dyn Fn(&mut Cmd)) -> Cmd {
+        let mut cmd = if cached {
+            ::redis::cmd("EVALSHA")
+        } else {
+            ::redis::cmd("EVAL")
+        };
+        cmd.arg(if cached { self.sha() } else { self.body })
+            .arg(keys.len())
+            .arg(keys);
+        args(&mut cmd);
+        cmd
     }
 }

@@ -377,15 +377,9 @@ impl NodeLink {
         keys: &[&str],
         args: &dyn Fn(&mut Cmd),
     ) -> Result<Value, BackendError> {
-        let build = |name: &str, first: &str| {
-            let mut cmd = ::redis::cmd(name);
-            cmd.arg(first).arg(keys.len()).arg(keys);
-            args(&mut cmd);
-            cmd
-        };
-        let evalsha = build("EVALSHA", script.sha()).get_packed_command();
+        let evalsha = script.cmd(true, keys, args).get_packed_command();
         self.eval_packed(op, trips, &evalsha, &|| {
-            build("EVAL", script.body()).get_packed_command()
+            script.cmd(false, keys, args).get_packed_command()
         })
     }
 
