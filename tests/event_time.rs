@@ -403,29 +403,33 @@ fn an_event_recorded_at_its_own_time_counts_in_its_own_second() {
     }
 }
 
-proptest! {
-    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
-
-    /// Out-of-order event times give, on memory and on Redis alike, the rate
-    /// of the naive model: an event counts in its own second while that is
-    /// inside the window.
-    #[test]
-    fn the_event_time_rate_follows_the_naive_model(
+/// Out-of-order event times give, on memory and on Redis alike, the rate of
+/// the naive model: an event counts in its own second while that is inside
+/// the window.
+#[test]
+fn the_event_time_rate_follows_the_naive_model() {
+    // One server for every case, stopped when the test ends.
+    #[cfg(feature = "redis")]
+    let server = support::RedisServer::start();
+    #[cfg(feature = "redis")]
+    let case = std::sync::atomic::AtomicU64::new(0);
+    let config = ProptestConfig {
+        cases: 64,
+        failure_persistence: None,
+        ..ProptestConfig::default()
+    };
+    proptest!(config, |(
         offsets in proptest::collection::vec(0u64..400, 1..40),
         lateness in prop::sample::select(vec![0u64, 5, 30, 59, 90]),
-    ) {
+    )| {
         let want = naive_rates(&offsets, lateness);
         let mut calc = MetricsCalculator::builder().time(event_time(lateness)).build().unwrap();
         prop_assert_eq!(rates(&mut calc, &offsets), want.clone(), "memory");
         #[cfg(feature = "redis")]
         {
             use composite_metrics::state::{RedisConfig, RedisState};
-            use std::sync::OnceLock;
-            static SERVER: OnceLock<support::RedisServer> = OnceLock::new();
-            static CASE: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-            let server = SERVER.get_or_init(support::RedisServer::start);
-            let case = CASE.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            let config = RedisConfig::default().with_namespace(&format!("rate-{case}"));
+            let n = case.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let config = RedisConfig::default().with_namespace(&format!("rate-{n}"));
             let state = RedisState::connect(&server.url(), config).unwrap();
             let mut calc = MetricsCalculator::builder()
                 .state(state)
@@ -434,7 +438,7 @@ proptest! {
                 .unwrap();
             prop_assert_eq!(rates(&mut calc, &offsets), want, "redis");
         }
-    }
+    });
 }
 
 /// Issue 21, point 3: what a listing of a day-old replay gives. The state
