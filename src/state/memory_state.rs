@@ -127,11 +127,13 @@ impl MemoryState {
     }
 
     fn build(config: MemoryConfig, clock: Arc<dyn Clock>) -> Self {
+        let mut data = Data::default();
+        data.state.session_ttl = Some(config.session_ttl());
         Self {
             shared: Arc::new(Shared {
                 config,
                 clock,
-                data: Mutex::new(Data::default()),
+                data: Mutex::new(data),
                 coord: Mutex::new(Coord::default()),
             }),
         }
@@ -185,20 +187,6 @@ impl Data {
         self.event_ids.retain(|_, until| *until > now);
         if self.event_ids.capacity() > 64 && self.event_ids.capacity() > 4 * self.event_ids.len() {
             self.event_ids.shrink_to_fit();
-        }
-    }
-
-    /// Forgets `e`'s session when it was idle for the TTL or longer, so that
-    /// the event starts it afresh (as on Redis, whose session keys expire),
-    /// whether or not a sweep has run since.
-    #[inline]
-    fn expire_session(&mut self, e: &Event, now: Duration, ttl: Duration) {
-        let sessions = &mut self.state.sessions;
-        let idle = sessions
-            .get(&*e.session_id)
-            .is_some_and(|s| now.saturating_sub(s.last_seen) >= ttl);
-        if idle {
-            sessions.remove(&*e.session_id);
         }
     }
 
@@ -351,7 +339,6 @@ impl StateBackend for MemoryState {
         if event.event_id.is_some() {
             data.remember(event, now + self.shared.config.dedup_horizon());
         }
-        data.expire_session(event, now, self.shared.config.session_ttl());
         Ok(data.state.record(event, now))
     }
 
@@ -376,7 +363,6 @@ impl StateBackend for MemoryState {
                 });
             } else {
                 data.remember(e, until);
-                data.expire_session(e, now, self.shared.config.session_ttl());
                 out.push(data.state.record(e, now));
             }
         }

@@ -173,6 +173,7 @@ pub(crate) struct Change<'e> {
 /// - a prompt counts a prompt in its session;
 /// - an `error` counts an error in its session;
 /// - `session_end` ends its session.
+#[inline(always)]
 pub(crate) fn change(e: &Event, now: Duration) -> Change<'_> {
     let mut totals = Counts::default();
     let mut session_counts = Counts::default();
@@ -305,6 +306,10 @@ impl Change<'_> {
 /// replay a batch on.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct SharedState {
+    /// A session idle this long is gone: its next event starts it afresh
+    /// (`None`: sessions never go idle here, as on the Redis worker's replay,
+    /// whose sessions the server expires).
+    pub(crate) session_ttl: Option<Duration>,
     pub(crate) totals: Counts,
     pub(crate) tools: HashMap<Arc<str>, Counts>,
     pub(crate) sessions: HashMap<Arc<str>, Session>,
@@ -316,7 +321,8 @@ pub(crate) struct SharedState {
 /// What applying a change did to its session.
 enum SessionOutcome {
     None,
-    Touched(Session),
+    /// The session's counters after the change.
+    Touched(Counts),
     Ended(Option<Session>),
 }
 
@@ -329,7 +335,7 @@ impl SharedState {
     }
 
     /// Applies `change` at `now` and returns what the metrics read back.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn apply(&mut self, change: &Change<'_>, now: Duration) -> Observation {
         self.totals.add(&change.totals);
         self.rate.record(change.second);
@@ -339,15 +345,18 @@ impl SharedState {
         if let Some(accepted) = change.decision {
             self.decisions.push(accepted);
         }
-        let tool = change.tool.map(|(name, add)| {
-            // A known tool is found by name; only a new one clones the Arc.
-            let counts = match self.tools.get_mut(&**name) {
-                Some(t) => t,
-                None => self.tools.entry(Arc::clone(name)).or_default(),
-            };
-            counts.add(&add);
-            *counts
-        });
+        let tool = match change.tool {
+            Some((name, add)) => {
+                // A known tool is found by name; only a new one clones the Arc.
+                let counts = match self.tools.get_mut(&**name) {
+                    Some(t) => t,
+                    None => self.tools.entry(Arc::clone(name)).or_default(),
+                };
+                counts.add(&add);
+                Some(*counts)
+            }
+            None => None,
+        };
         let session = match change.session {
             SessionChange::None => SessionOutcome::None,
             SessionChange::Touch {
@@ -355,8 +364,14 @@ impl SharedState {
                 counts,
                 restart,
             } => {
+                let ttl = self.session_ttl;
                 let s = match self.sessions.get_mut(&**id) {
-                    Some(s) => s,
+                    Some(s) => {
+                        if ttl.is_some_and(|ttl| now.saturating_sub(s.last_seen) >= ttl) {
+                            *s = Session::new(now);
+                        }
+                        s
+                    }
                     None => self
                         .sessions
                         .entry(Arc::clone(id))
@@ -370,15 +385,21 @@ impl SharedState {
                 if let Some(accepted) = change.decision {
                     s.decisions.push(accepted);
                 }
-                SessionOutcome::Touched(*s)
+                SessionOutcome::Touched(s.counts)
             }
-            SessionChange::End { id } => SessionOutcome::Ended(self.sessions.remove(&**id)),
+            SessionChange::End { id } => {
+                let ttl = self.session_ttl;
+                let live =
+                    |s: &Session| ttl.is_none_or(|ttl| now.saturating_sub(s.last_seen) < ttl);
+                SessionOutcome::Ended(self.sessions.remove(&**id).filter(live))
+            }
         };
         self.observe(change, tool, session, now)
     }
 
     /// What the per-event metrics read back after `change` (what they read
     /// of the state before it is [`Change::reads`]).
+    #[inline(always)]
     fn observe(
         &self,
         change: &Change<'_>,
@@ -409,10 +430,10 @@ impl SharedState {
         }
         match session {
             SessionOutcome::None | SessionOutcome::Ended(None) => {}
-            SessionOutcome::Touched(s) => {
+            SessionOutcome::Touched(after) => {
                 if let SessionChange::Touch { counts, .. } = change.session {
                     if counts.get(Counter::Prompts) > 0 {
-                        obs.prompts_in_session = Some(s.counts.get(Counter::Prompts));
+                        obs.prompts_in_session = Some(after.get(Counter::Prompts));
                     }
                 }
             }
