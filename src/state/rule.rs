@@ -12,7 +12,8 @@
 //!   worker runs [`SharedState::record`] on it to get the observations.
 //!
 //! So a new counter is a new [`Counter`], a line in [`change`] and, if a
-//! metric reads it, a line in [`SharedState::observe`]: no backend changes.
+//! metric reads it, a line in [`SharedState::observe`] and the matching one
+//! in `Change::reads` (what the Redis worker asks back): no backend changes.
 
 use std::sync::Arc;
 use std::time::Duration;
